@@ -1,0 +1,106 @@
+"""Command line: ``python -m fer_utils {info,train,evaluate} ...`` (``--help`` on each)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fer_utils.loader import FERDataError
+
+
+def cmd_info(args) -> int:
+    from fer_utils.audit import find_duplicates
+    from fer_utils.loader import load_fer2013
+
+    data = load_fer2013(args.path)
+    table = data.counts()
+    dup = find_duplicates(data)
+    if args.json:
+        print(json.dumps({"source": data.source, "counts": table.to_dict(), "duplicates": dup.summary()}, indent=1))
+    else:
+        print(f"{data.label}: {len(data)} faces")
+        print(table.to_string())
+        print(dup.describe())
+    return 0
+
+
+def cmd_train(args) -> int:
+    from fer_utils.loader import load_or_synthesize
+    from fer_utils.training import train
+
+    data = load_or_synthesize(args.data, synthetic_size=args.synthetic_size)
+    kwargs = json.loads(args.model_kwargs) if args.model_kwargs else None
+    info = train(
+        args.model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        class_weight=args.class_weight, seed=args.seed, mixed_precision=args.mixed_precision, model_kwargs=kwargs,
+        verbose=args.verbose,
+    )
+    print(f"saved {args.out}: PublicTest accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}, "
+          f"{info['train_seconds'] / 60:.1f} min")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from fer_utils.evaluation import evaluate
+    from fer_utils.loader import load_or_synthesize
+    from fer_utils.models import load_model
+
+    data = load_or_synthesize(args.data)
+    result = evaluate(load_model(args.model), data, args.split, tta=args.tta) | {"model": args.model}
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"{args.model} on {args.split} of {data.label} (n={result['n']}{', flip TTA' if args.tta else ''}): "
+              f"accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}")
+        for e, m in result["per_emotion"].items():
+            print(f"  {e:9s} precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1-score']:.3f} n={int(m['support'])}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fer_utils", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("info", help="Table 1: faces per emotion and split, and duplicate images")
+    s.add_argument("path", help="fer2013.csv(.gz), icml_face_data.csv, train.csv or an image folder")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("train", help="train a model; rerun the same command to resume from its checkpoint")
+    s.add_argument("--model", default="lenet", choices=["lenet", "vgg"])
+    s.add_argument("--data", help="FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)")
+    s.add_argument("--out", required=True, help="where to save, e.g. models/lenet.keras")
+    s.add_argument("--epochs", type=int, default=30)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--learning-rate", type=float, default=2e-3)
+    s.add_argument("--class-weight", choices=["none", "balanced", "sqrt"], default="none")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16: ~1.6x faster on AVX512-BF16 CPUs")
+    s.add_argument("--model-kwargs", help='JSON, e.g. \'{"filters": [32, 64]}\'')
+    s.add_argument("--synthetic-size", type=int, default=3500)
+    s.add_argument("--verbose", type=int, default=2, help="0 silent, 1 progress bar, 2 one line per epoch")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="accuracy, macro-F1, per-emotion metrics and confusion matrix")
+    s.add_argument("--model", required=True)
+    s.add_argument("--data", help="FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)")
+    s.add_argument("--split", default="PublicTest", choices=["Training", "PublicTest", "PrivateTest", "Test"])
+    s.add_argument("--tta", action="store_true", help="average with the mirrored faces")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m fer_utils``; bad input exits 2 with a one-line message, not a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FERDataError, FileNotFoundError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

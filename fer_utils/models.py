@@ -1,0 +1,186 @@
+"""The networks, in plain Keras layers. Every model takes raw uint8 48x48 gray faces and returns 7 probabilities.
+
+Scaling and augmentation live inside the model, so training, evaluation, the recognizer and the webcam can never
+preprocess differently. Augmentation layers are active only in training; every layer is a built-in one, so each
+saved model loads with ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from fer_utils.loader import EMOTIONS, PROJECT_ROOT, SIDE
+
+MODELS = ("lenet", "vgg")
+
+
+def build_augmentation(strength: float = 1.0, seed: int = 0) -> keras.Sequential:
+    """Random horizontal flip, rotation, shift, zoom and contrast; identity outside training."""
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),  # the default also flips vertically: faces are never upside down
+            layers.RandomRotation(0.05 * strength, fill_mode="nearest", seed=seed + 1),
+            layers.RandomTranslation(0.1 * strength, 0.1 * strength, fill_mode="nearest", seed=seed + 2),
+            layers.RandomZoom(0.1 * strength, fill_mode="nearest", seed=seed + 3),
+            layers.RandomContrast(0.2 * strength, value_range=(0, 1), seed=seed + 4),
+        ],
+        name="augmentation",
+    )
+
+
+def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    inputs = keras.Input((SIDE, SIDE), dtype="uint8", name="face")
+    x = layers.Reshape((SIDE, SIDE, 1))(inputs)
+    x = layers.Rescaling(1 / 255, name="scale")(x)
+    return inputs, x
+
+
+def _head(x, units: tuple[int, ...], dropout: float):
+    for u in units:
+        x = layers.Dropout(dropout)(x)
+        x = layers.Dense(u, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(len(EMOTIONS))(x)
+    # float32 softmax even under mixed_bfloat16: probabilities must sum to 1 at full precision
+    return layers.Activation("softmax", dtype="float32", name="emotion")(x)
+
+
+def build_lenet(filters: tuple[int, int] = (64, 128), units: tuple[int, ...] = (512, 256), dropout: float = 0.4,
+                augment: float = 1.0, seed: int = 0) -> keras.Model:
+    """LeNet-5's layout for 48x48: two stages of 5x5 conv and 2x2 max-pool, then fully connected layers.
+
+    Wider than the 1998 original (6/16 filters) and with batch norm and dropout; the two-stage layout is kept.
+    """
+    inputs, x = _inputs()
+    if augment:
+        x = build_augmentation(augment, seed)(x)
+    for f in filters:
+        x = layers.Conv2D(f, 5, padding="valid", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    return keras.Model(inputs, _head(x, units, dropout), name="lenet")
+
+
+def build_vgg(filters: tuple[int, ...] = (64, 128, 256, 512), units: tuple[int, ...] = (512,), dropout: float = 0.4,
+              augment: float = 1.0, seed: int = 0) -> keras.Model:
+    """A VGG-style net: per stage two 3x3 conv + batch norm + ReLU, then max-pool; global average pool head."""
+    inputs, x = _inputs()
+    if augment:
+        x = build_augmentation(augment, seed)(x)
+    for f in filters:
+        for _ in range(2):
+            x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, _head(x, units, dropout), name="vgg")
+
+
+def build_model(name: str, **kwargs) -> keras.Model:
+    """Build a model by name: one of :data:`MODELS`."""
+    builders = {"lenet": build_lenet, "vgg": build_vgg}
+    if name not in builders:
+        raise ValueError(f"model {name!r} is unknown; expected one of {list(builders)}")
+    return builders[name](**kwargs)
+
+
+def count_flops(model: keras.Model) -> int:
+    """Multiply-accumulates x2 of one forward pass on one face (convolutions and dense layers)."""
+    flops = 0
+    for layer in _walk(model):
+        if isinstance(layer, layers.Conv2D):
+            k = layer.kernel.shape
+            out = layer.output.shape
+            flops += 2 * k[0] * k[1] * k[2] * k[3] * out[1] * out[2]
+        elif isinstance(layer, layers.Dense):
+            flops += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return int(flops)
+
+
+def _walk(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _walk(layer)
+        else:
+            yield layer
+
+
+# ----------------------------------------------------------------------------------------------- saving
+
+
+INFO_NAME = "fer_utils.json"  # training record stored inside the .keras zip, beside Keras' own files
+
+
+def save_model(model: keras.Model, path: str | os.PathLike, info: dict | None = None) -> Path:
+    """Save atomically (temp file, then rename) as ``.keras``, with ``info`` (history, recipe) inside the file."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"path {str(path)!r} must end in .keras (Keras 3 format)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr(INFO_NAME, json.dumps(info or {}, indent=1, default=_json_default))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model:
+    """Load a ``.keras`` model with ``safe_mode=True``; a missing or corrupt file gets an error that says so."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file {path} does not exist; shipped models are in {PROJECT_ROOT / 'models'}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"model file {path} is corrupt or not a .keras model; retrain it or restore it (git checkout {path})")
+    try:
+        return keras.models.load_model(path, compile=compile, safe_mode=True)
+    except Exception as e:
+        raise ValueError(f"model file {path} could not be loaded ({type(e).__name__}: {e}); retrain it or restore it") from e
+
+
+def read_info(path: str | os.PathLike) -> dict:
+    """The training record saved inside a model file (empty for a model saved by plain Keras)."""
+    with zipfile.ZipFile(path) as z:
+        return json.loads(z.read(INFO_NAME)) if INFO_NAME in z.namelist() else {}
+
+
+def _json_default(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def shipped_models() -> dict[str, Path]:
+    """The trained models in ``models/``, best first (the flagship, then LeNet), by name."""
+    folder = PROJECT_ROOT / "models"
+    found = {p.stem: p for p in sorted(folder.glob("*.keras")) if not p.name.startswith(".")}
+    order = sorted(found, key=lambda name: (name.startswith("lenet"), name))
+    return {name: found[name] for name in order}
+
+
+def default_model_path() -> Path:
+    """The best shipped model: what the recognizer, webcam and evaluation notebook use unless told otherwise."""
+    models = shipped_models()
+    if not models:
+        raise FileNotFoundError(
+            f"no trained model in {PROJECT_ROOT / 'models'}; train one with "
+            "`python -m fer_utils train --model lenet --out models/lenet.keras`"
+        )
+    return next(iter(models.values()))
