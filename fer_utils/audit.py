@@ -69,3 +69,23 @@ def find_duplicates(data: FERData) -> DuplicateReport:
 def find_blank(data: FERData, max_std: float = 3.0) -> np.ndarray:
     """Indices of near-constant faces (pixel standard deviation at most ``max_std``): blanks, not faces."""
     return np.flatnonzero(data.images.reshape(len(data), -1).std(axis=1) <= max_std)
+
+
+def audit(data: FERData, max_std: float = 3.0) -> pd.DataFrame:
+    """The data-quality audit as one table of counts: duplicates within and across splits, leaked test faces
+    (a test face with an exact copy in Training), conflicting emotions and near-blank faces."""
+    report = find_duplicates(data)
+    s = report.summary()
+    rows = {"faces": len(data), "faces with an exact copy": s["faces_with_copies"],
+            "duplicate groups": s["duplicate_groups"], "redundant copies": s["redundant_copies"]}
+    for split, n in s["within_split_groups"].items():
+        rows[f"groups with copies within {split}"] = n
+    rows["groups spanning splits"] = s["cross_split_groups"]
+    g = report.groups
+    in_training = set(g.loc[g["split"] == "Training", "group"])
+    for split in data.split_names:
+        if split != "Training":
+            rows[f"{split} faces with a copy in Training"] = int(((g["split"] == split) & g["group"].isin(in_training)).sum())
+    rows["groups whose copies disagree on the emotion"] = s["conflicting_emotion_groups"]
+    rows[f"near-blank faces (pixel std <= {max_std:g})"] = len(find_blank(data, max_std))
+    return pd.DataFrame({"count": rows})

