@@ -1,21 +1,16 @@
 """Figures are checked for what they show (bar heights, matrix sums, axes per face), not only for existing."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix, roc_auc_score
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.image import AxesImage  # noqa: E402
-from sklearn.metrics import confusion_matrix, roc_auc_score  # noqa: E402
-
-from fer_utils import plots  # noqa: E402
-from fer_utils.audit import find_duplicates  # noqa: E402
-from fer_utils.evaluation import predict_proba, reliability_table  # noqa: E402
-from fer_utils.loader import EMOTIONS, FERData  # noqa: E402
-from fer_utils.models import build_lenet  # noqa: E402
-from fer_utils.synthetic import make_synthetic  # noqa: E402
+from fer_utils import plots
+from fer_utils.audit import find_duplicates
+from fer_utils.evaluation import predict_proba, reliability_table
+from fer_utils.loader import EMOTIONS, FERData
+from fer_utils.models import build_lenet
+from fer_utils.synthetic import make_synthetic
 
 
 @pytest.fixture(scope="module")
