@@ -6,7 +6,6 @@ Titles name the data (``data.label``), so anything drawn from the embedded defau
 from __future__ import annotations
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -14,6 +13,13 @@ from matplotlib.figure import Figure
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 from fer_utils.loader import DOWNLOAD_HINT, EMOTIONS, FERData
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs):
+    # a Figure outside pyplot: no global state, and Jupyter shows the returned figure exactly once
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
 
 PALETTE = dict(zip(EMOTIONS, sns.color_palette("tab10", len(EMOTIONS)), strict=True))
 
@@ -39,7 +45,7 @@ def banner(data: FERData):
 def plot_emotion_counts(data: FERData) -> Figure:
     """Table 1 as bars: faces per emotion, one bar per split, with each emotion's share of all faces."""
     table = data.counts().drop(index="total").drop(columns="total").drop(index="unknown", errors="ignore")
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = _subplots(figsize=(10, 4.5))
     width = 0.8 / len(table.columns)
     x = np.arange(len(table))
     for k, split in enumerate(table.columns):
@@ -60,14 +66,14 @@ def plot_face_grid(images: np.ndarray, titles: list[str] | None = None, ncols: i
     images = np.asarray(images)
     n = len(images)
     if n == 0:
-        fig, ax = plt.subplots(figsize=(4, 1))
+        fig, ax = _subplots(figsize=(8, 1.2))
         ax.text(0.5, 0.5, "no faces to show", ha="center", va="center")
         ax.axis("off")
         fig.suptitle(suptitle)
         return fig
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.35 * (titles is not None)) * nrows),
+    fig, axes = _subplots(nrows, ncols, figsize=(size * ncols, (size + 0.35 * (titles is not None)) * nrows),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= n:
@@ -80,14 +86,13 @@ def plot_face_grid(images: np.ndarray, titles: list[str] | None = None, ncols: i
             ax.set_title(titles[i], fontsize=8)
         ax.axis("off")
     fig.suptitle(suptitle)
-    fig.tight_layout()
     return fig
 
 
 def plot_samples(data: FERData, per_emotion: int = 8, seed: int = 0) -> Figure:
     """A random sample of faces per emotion: one row per emotion."""
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(len(EMOTIONS), per_emotion, figsize=(1.2 * per_emotion, 1.3 * len(EMOTIONS)), squeeze=False)
+    fig, axes = _subplots(len(EMOTIONS), per_emotion, figsize=(1.2 * per_emotion, 1.3 * len(EMOTIONS)), squeeze=False)
     for e, row in enumerate(axes):
         idx = np.flatnonzero(data.emotions == e)
         idx = rng.choice(idx, min(per_emotion, len(idx)), replace=False)
@@ -99,13 +104,12 @@ def plot_samples(data: FERData, per_emotion: int = 8, seed: int = 0) -> Figure:
             sns.despine(ax=ax, left=True, bottom=True)
         row[0].set_ylabel(EMOTIONS[e], rotation=0, ha="right", va="center")
     fig.suptitle(f"Sample faces per emotion - {data.label}")
-    fig.tight_layout()
     return fig
 
 
 def plot_mean_faces(data: FERData) -> Figure:
     """The mean face of each emotion (pixel-wise average), with how many faces went into it."""
-    fig, axes = plt.subplots(1, len(EMOTIONS), figsize=(1.8 * len(EMOTIONS), 2.3))
+    fig, axes = _subplots(1, len(EMOTIONS), figsize=(1.8 * len(EMOTIONS), 2.3))
     for e, ax in enumerate(axes):
         faces = data.images[data.emotions == e]
         if len(faces):
@@ -113,7 +117,6 @@ def plot_mean_faces(data: FERData) -> Figure:
         ax.set_title(f"{EMOTIONS[e]}\nn={len(faces)}", fontsize=9)
         ax.axis("off")
     fig.suptitle(f"Mean face per emotion - {data.label}")
-    fig.tight_layout()
     return fig
 
 
@@ -128,7 +131,7 @@ def plot_intensity(data: FERData, max_faces: int = 2000, seed: int = 0) -> Figur
     pixels = pd.concat(rows, ignore_index=True)
     contrast = pd.DataFrame({"emotion": np.array(EMOTIONS)[data.emotions[data.emotions >= 0]],
                              "pixel std": data.images[data.emotions >= 0].reshape(-1, 48 * 48).std(axis=1)})
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
+    fig, (a, b) = _subplots(1, 2, figsize=(12, 4))
     kw = dict(hue="emotion", hue_order=EMOTIONS, palette=PALETTE, common_norm=False)
     sns.kdeplot(pixels, x="pixel", ax=a, clip=(0, 255), **kw)
     sns.kdeplot(contrast, x="pixel std", ax=b, clip=(0, None), legend=False, **kw)
@@ -136,7 +139,6 @@ def plot_intensity(data: FERData, max_faces: int = 2000, seed: int = 0) -> Figur
     b.set(title="contrast per face")
     fig.suptitle(f"Intensity per emotion - {data.label}")
     sns.despine(fig)
-    fig.tight_layout()
     return fig
 
 
@@ -151,7 +153,7 @@ def plot_duplicates(data: FERData, report, max_groups: int = 6) -> Figure:
     chosen = rank.sort_values(ascending=False, kind="stable").index[:max_groups]
     rows = [g[g["group"] == k].head(4) for k in chosen]
     ncols = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.7 * ncols, 1.9 * len(rows)), squeeze=False)
+    fig, axes = _subplots(len(rows), ncols, figsize=(1.7 * ncols, 1.9 * len(rows)), squeeze=False)
     for row, axs in zip(rows, axes, strict=True):
         for ax, (_, r) in zip(axs, row.iterrows(), strict=False):
             ax.imshow(data.images[r["index"]], cmap="gray", vmin=0, vmax=255)
@@ -160,7 +162,6 @@ def plot_duplicates(data: FERData, report, max_groups: int = 6) -> Figure:
         for ax in axs:
             ax.axis("off")
     fig.suptitle(f"Exact duplicates (one group per row) - {data.label}")
-    fig.tight_layout()
     return fig
 
 
@@ -171,17 +172,16 @@ def plot_confusion(cm: np.ndarray, normalize: bool = False, title: str = "") -> 
     """Confusion matrix heatmap (rows: true emotion, columns: predicted); ``normalize`` divides each row by its sum."""
     cm = np.asarray(cm, float)
     shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = _subplots(figsize=(7, 6))
     sns.heatmap(shown, annot=True, fmt=".2f" if normalize else ".0f", cmap="Blues", square=True, cbar=False,
                 xticklabels=EMOTIONS, yticklabels=EMOTIONS, ax=ax, vmin=0, vmax=1 if normalize else None)
     ax.set(xlabel="predicted emotion", ylabel="true emotion",
            title=title or ("Confusion matrix, row-normalised (recall on the diagonal)" if normalize else "Confusion matrix, counts"))
-    fig.tight_layout()
     return fig
 
 
 def _one_vs_rest(emotions: np.ndarray, proba: np.ndarray, curve, title: str, xlabel: str, ylabel: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = _subplots(figsize=(6.5, 5.5))
     for i, e in enumerate(EMOTIONS):
         y = np.asarray(emotions) == i
         if 0 < y.sum() < len(y):
@@ -190,7 +190,6 @@ def _one_vs_rest(emotions: np.ndarray, proba: np.ndarray, curve, title: str, xla
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="lower right" if "ROC" in title else "upper right", fontsize=8)
     sns.despine(fig)
-    fig.tight_layout()
     return fig
 
 
@@ -221,7 +220,7 @@ def plot_reliability(emotions: np.ndarray, proba: np.ndarray, n_bins: int = 10, 
     from fer_utils.evaluation import expected_calibration_error, reliability_table
 
     t = reliability_table(emotions, proba, n_bins)
-    fig, (a, b) = plt.subplots(2, 1, figsize=(5.5, 6.5), height_ratios=(3, 1), sharex=True)
+    fig, (a, b) = _subplots(2, 1, figsize=(5.5, 6.5), height_ratios=(3, 1), sharex=True)
     a.bar(t["low"], t["accuracy"], width=1 / n_bins, align="edge", edgecolor="k", alpha=0.8, label="accuracy")
     a.plot(t["confidence"], t["confidence"], "o", color="C3", ms=4, label="mean confidence")
     a.plot([0, 1], [0, 1], ls=":", color="gray")
@@ -230,7 +229,6 @@ def plot_reliability(emotions: np.ndarray, proba: np.ndarray, n_bins: int = 10, 
     b.bar(t["low"], t["count"], width=1 / n_bins, align="edge", edgecolor="k", color="gray")
     b.set(xlabel="confidence (top probability)", ylabel="faces", xlim=(0, 1))
     sns.despine(fig)
-    fig.tight_layout()
     return fig
 
 
@@ -243,13 +241,12 @@ def plot_tta(emotions: np.ndarray, proba: np.ndarray, proba_tta: np.ndarray, tit
         rows += [{"emotion": e, "TTA": name, "recall": correct[emotions == i].mean()}
                  for i, e in enumerate(EMOTIONS) if (emotions == i).any()]
         rows.append({"emotion": "ALL (accuracy)", "TTA": name, "recall": correct.mean()})
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, ax = _subplots(figsize=(10, 4))
     sns.barplot(pd.DataFrame(rows), x="emotion", y="recall", hue="TTA", ax=ax)
     for c in ax.containers:
         ax.bar_label(c, fmt="%.2f", fontsize=7)
     ax.set(ylim=(0, 1.08), title=title or "Test-time augmentation off vs on")
     sns.despine(fig)
-    fig.tight_layout()
     return fig
 
 
@@ -280,7 +277,7 @@ def plot_learning_curves(history: dict, title: str = "") -> Figure:
     if not history or "loss" not in history:
         raise ValueError("history has no 'loss'; pass read_info(path)['history'] of a model saved by fer_utils.training")
     epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = _subplots(1, 2, figsize=(11, 3.8))
     for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
         ax.plot(epochs, history[key], "o-", ms=3, label="Training (augmented)")
         if f"val_{key}" in history:
@@ -289,7 +286,6 @@ def plot_learning_curves(history: dict, title: str = "") -> Figure:
         ax.legend()
     fig.suptitle(title or "Learning curves")
     sns.despine(fig)
-    fig.tight_layout()
     return fig
 
 
@@ -308,14 +304,13 @@ def plot_augmentation(model: keras.Model, faces: np.ndarray, n_views: int = 6, s
     x = _preprocessed(model, faces)
     keras.utils.set_random_seed(seed)
     views = [x] + [aug(x, training=True).numpy() for _ in range(n_views)]
-    fig, axes = plt.subplots(len(x), n_views + 1, figsize=(1.4 * (n_views + 1), 1.5 * len(x)), squeeze=False)
+    fig, axes = _subplots(len(x), n_views + 1, figsize=(1.4 * (n_views + 1), 1.5 * len(x)), squeeze=False)
     for j, v in enumerate(views):
         for i in range(len(x)):
             axes[i, j].imshow(v[i, ..., 0], cmap="gray", vmin=0, vmax=1)
             axes[i, j].axis("off")
         axes[0, j].set_title("original" if j == 0 else f"view {j}", fontsize=9)
     fig.suptitle("Augmentation: random flip, rotation, shift, zoom, contrast (training only)")
-    fig.tight_layout()
     return fig
 
 
@@ -332,7 +327,7 @@ def plot_filters(model: keras.Model, ncols: int = 16) -> Figure:
     filters = kernel[:, :, 0, :].transpose(2, 0, 1)
     ncols = min(ncols, len(filters))
     nrows = -(-len(filters) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(0.8 * ncols, 0.85 * nrows + 0.5), squeeze=False)
+    fig, axes = _subplots(nrows, ncols, figsize=(0.8 * ncols, 0.85 * nrows + 0.5), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= len(filters):
             ax.remove()
@@ -341,7 +336,6 @@ def plot_filters(model: keras.Model, ncols: int = 16) -> Figure:
         ax.imshow(filters[i], cmap="coolwarm", vmin=-lim, vmax=lim)
         ax.axis("off")
     fig.suptitle(f"First-layer filters ({len(filters)} of {kernel.shape[0]}x{kernel.shape[1]})")
-    fig.tight_layout()
     return fig
 
 
@@ -352,7 +346,7 @@ def plot_feature_maps(model: keras.Model, face: np.ndarray, max_maps: int = 32, 
         i += 1
     maps = keras.Model(model.input, model.layers[i].output)(np.asarray(face)[None]).numpy()[0]
     n = min(max_maps, maps.shape[-1])
-    fig, axes = plt.subplots(-(-(n + 1) // ncols), ncols, figsize=(1.3 * ncols, 1.4 * -(-(n + 1) // ncols)),
+    fig, axes = _subplots(-(-(n + 1) // ncols), ncols, figsize=(1.3 * ncols, 1.4 * -(-(n + 1) // ncols)),
                              squeeze=False)
     axes.flat[0].imshow(face, cmap="gray", vmin=0, vmax=255)
     axes.flat[0].set_title("input", fontsize=8)
@@ -365,5 +359,4 @@ def plot_feature_maps(model: keras.Model, face: np.ndarray, max_maps: int = 32, 
             continue
         ax.axis("off")
     fig.suptitle(f"First-stage feature maps ({n} of {maps.shape[-1]} channels, {maps.shape[0]}x{maps.shape[1]})")
-    fig.tight_layout()
     return fig
