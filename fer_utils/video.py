@@ -1,0 +1,362 @@
+"""Recorded video -> a table of faces and emotions over time (and optionally an annotated copy of the video).
+
+Frames are streamed (never all held in memory) and classified a few frames at a time; faces are followed from
+frame to frame by box overlap (IoU), so each row carries a ``face_id``. With ``detect_every=N`` the detector runs
+on every N-th frame and faces are followed in between by template matching, which is much cheaper.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from fer_utils.detector import to_gray
+from fer_utils.loader import EMOTIONS
+from fer_utils.recognizer import EmotionRecognizer, Face, annotate
+
+COLUMNS = ["frame", "timestamp_s", "face_id", "x", "y", "w", "h", *EMOTIONS, "emotion"]
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+# ---------------------------------------------------------------------------------------------- reading frames
+
+def read_frames(source: str | os.PathLike | Iterable[np.ndarray], fps: float | None = None
+                ) -> tuple[Iterator[np.ndarray], float, int | None]:
+    """(frame iterator, frames per second, frame count or None) of a video file or an iterable of frames.
+
+    A file is read with OpenCV one frame at a time; an iterable (list, generator, webcam) is used as is, at
+    ``fps`` (default 30) for the timestamps.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"video {path} does not exist")
+        cap = cv2.VideoCapture(str(path))
+        ok, first = cap.read() if cap.isOpened() else (False, None)
+        if not ok:
+            cap.release()
+            raise ValueError(f"video {path} could not be read: not a video format OpenCV/FFmpeg decodes (mp4, avi, mkv, mov)")
+        rate = fps or cap.get(cv2.CAP_PROP_FPS) or 30.0
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+
+        def frames():
+            try:
+                frame = first
+                while frame is not None:
+                    yield frame
+                    ok, frame = cap.read()
+                    frame = frame if ok else None
+            finally:
+                cap.release()
+
+        return frames(), float(rate), count
+    if isinstance(source, np.ndarray) and source.ndim == 2:
+        raise ValueError("source is a single gray image; pass a video path or a list/generator of frames")
+    count = len(source) if hasattr(source, "__len__") else None
+    return iter(source), float(fps or 30.0), count
+
+
+# ---------------------------------------------------------------------------------------------- tracking
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), as (N, M)."""
+    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
+    ax1, ay1, ax2, ay2 = a[:, 0:1], a[:, 1:2], a[:, 0:1] + a[:, 2:3], a[:, 1:2] + a[:, 3:4]
+    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    inter = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None) * \
+        np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
+    union = a[:, 2:3] * a[:, 3:4] + b[:, 2] * b[:, 3] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+@dataclass
+class _Track:
+    box: np.ndarray
+    last_seen: int
+    template: np.ndarray | None = None
+    proba: np.ndarray | None = None  # smoothed probabilities
+
+
+@dataclass
+class FaceTracker:
+    """Gives each face a stable id across frames: a box continues the track it overlaps most (IoU >= ``min_iou``);
+    a track not seen for ``max_missing`` frames ends. ``smoothing`` in [0, 1) is the weight of the past in an
+    exponential moving average of each face's probabilities (0 = no smoothing).
+    """
+
+    min_iou: float = 0.3
+    max_missing: int = 15
+    smoothing: float = 0.0
+    tracks: dict[int, _Track] = field(default_factory=dict)
+    next_id: int = 0
+
+    def __post_init__(self):
+        if not 0 <= self.smoothing < 1:
+            raise ValueError(f"smoothing must be in [0, 1) (weight of the past); got {self.smoothing}")
+
+    def update(self, frame_index: int, boxes: np.ndarray) -> list[int]:
+        """Face ids for this frame's boxes (K, 4), matched greedily by IoU to the live tracks."""
+        boxes = np.asarray(boxes, int).reshape(-1, 4)
+        for tid in [t for t, tr in self.tracks.items() if frame_index - tr.last_seen > self.max_missing]:
+            del self.tracks[tid]
+        ids = [-1] * len(boxes)
+        tids = list(self.tracks)
+        if tids and len(boxes):
+            overlap = iou(boxes, np.array([self.tracks[t].box for t in tids]))
+            for flat in np.argsort(-overlap, axis=None):
+                i, j = divmod(int(flat), len(tids))
+                if overlap[i, j] < self.min_iou:
+                    break
+                if ids[i] == -1 and tids[j] is not None:
+                    ids[i], tids[j] = tids[j], None
+        for i, box in enumerate(boxes):
+            if ids[i] == -1:
+                ids[i], self.next_id = self.next_id, self.next_id + 1
+                self.tracks[ids[i]] = _Track(box, frame_index)
+            tr = self.tracks[ids[i]]
+            tr.box, tr.last_seen, tr.template = box, frame_index, None
+        return ids
+
+    def smooth(self, face_id: int, proba: np.ndarray) -> np.ndarray:
+        """The face's probabilities after exponential smoothing with its past frames."""
+        tr = self.tracks[face_id]
+        if self.smoothing and tr.proba is not None:
+            proba = self.smoothing * tr.proba + (1 - self.smoothing) * proba
+        tr.proba = proba
+        return proba
+
+    def follow(self, gray: np.ndarray, frame_index: int) -> tuple[np.ndarray, list[int]]:
+        """Move the tracks seen on the previous frame to this frame by template matching (no detector run)."""
+        boxes, ids = [], []
+        for tid, tr in self.tracks.items():
+            if tr.last_seen != frame_index - 1:
+                continue
+            box = _match(gray, tr)
+            if box is not None:
+                tr.box, tr.last_seen = box, frame_index
+                boxes.append(box)
+                ids.append(tid)
+        return np.array(boxes, int).reshape(-1, 4), ids
+
+    def remember(self, gray: np.ndarray) -> None:
+        """Store each current track's face as the template to follow on the next frame."""
+        for tr in self.tracks.values():
+            if tr.template is None:
+                tr.template = _patch(gray, tr.box)
+
+
+_T = 32  # template side: matching on small patches is cheap and still locates a face well
+
+
+def _patch(gray, box):
+    x, y, w, h = (int(v) for v in box)
+    p = gray[max(y, 0):y + h, max(x, 0):x + w]
+    return cv2.resize(p, (_T, _T), interpolation=cv2.INTER_AREA) if p.size else None
+
+
+def _match(gray, tr: _Track):
+    if tr.template is None:
+        return None
+    x, y, w, h = (int(v) for v in tr.box)
+    s = _T / w
+    pad = w // 2  # the face may move up to half its size between frames
+    x0, y0 = max(0, x - pad), max(0, y - pad)
+    x1, y1 = min(gray.shape[1], x + w + pad), min(gray.shape[0], y + h + pad)
+    region = gray[y0:y1, x0:x1]
+    if region.shape[0] < h or region.shape[1] < w:
+        return None
+    small = cv2.resize(region, (max(_T, round(region.shape[1] * s)), max(_T, round(region.shape[0] * s))),
+                       interpolation=cv2.INTER_AREA)
+    res = cv2.matchTemplate(small, tr.template, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (mx, my) = cv2.minMaxLoc(res)
+    if best < 0.5:  # lost: let the next detection pick it up again
+        return None
+    return np.array([x0 + round(mx / s), y0 + round(my / s), w, h], int)
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+
+def iter_analysis(frames: Iterable[np.ndarray], recognizer: EmotionRecognizer, *, color: str = "bgr",
+                  detect_every: int = 1, smoothing: float = 0.0, batch_frames: int = 4,
+                  tracker: FaceTracker | None = None) -> Iterator[tuple[int, np.ndarray, list[int], list[Face]]]:
+    """Stream (frame index, frame, face ids, faces) for each frame; the loop shared by files and the webcam.
+
+    ``batch_frames`` frames are detected, then all their faces classified in one network call.
+    """
+    if detect_every < 1:
+        raise ValueError(f"detect_every must be >= 1; got {detect_every}")
+    tracker = tracker or FaceTracker(smoothing=smoothing)
+    batch: list[tuple[int, np.ndarray, list[int], np.ndarray, np.ndarray]] = []
+
+    def flush():
+        crops = [c for *_, c in batch]
+        proba = recognizer.classify(np.concatenate(crops)) if crops else np.empty((0, len(EMOTIONS)))
+        k = 0
+        for index, frame, ids, boxes, _ in batch:
+            faces = []
+            for fid, box in zip(ids, boxes, strict=True):
+                p = tracker.smooth(fid, proba[k]) if fid in tracker.tracks else proba[k]
+                faces.append(Face(tuple(int(v) for v in box), p))
+                k += 1
+            yield index, frame, ids, faces
+        batch.clear()
+
+    for index, frame in enumerate(frames):
+        frame = np.asarray(frame)
+        gray = to_gray(frame, color)
+        if index % detect_every == 0:
+            boxes, crops = recognizer.locate(frame, color)
+            ids = tracker.update(index, boxes)
+        else:
+            boxes, ids = tracker.follow(gray, index)
+            crops = recognizer.crops(gray, boxes, "gray")
+        if detect_every > 1:
+            tracker.remember(gray)
+        batch.append((index, frame, ids, boxes, crops))
+        if len(batch) >= batch_frames:
+            yield from flush()
+    yield from flush()
+
+
+def analyze_video(source: str | os.PathLike | Iterable[np.ndarray], recognizer: EmotionRecognizer | None = None, *,
+                  model=None, detector: str = "haar", color: str = "bgr", fps: float | None = None,
+                  detect_every: int = 1, smoothing: float = 0.0, largest_only: bool = False, min_face_size: int = 40,
+                  out: str | os.PathLike | None = None, table: str | os.PathLike | None = None,
+                  progress: bool = True, max_frames: int | None = None, batch_frames: int = 4) -> pd.DataFrame:
+    """Emotions of every face in every frame of a video file (or an iterable of frames), as a DataFrame.
+
+    Columns: frame, timestamp_s, face_id, x, y, w, h, the seven probabilities (one column per emotion), emotion.
+    ``out`` writes an annotated mp4 copy; ``table`` saves the DataFrame as .csv or .parquet (both atomically).
+    ``smoothing`` averages each face's probabilities over time (weight of the past, 0 = off).
+    """
+    if table is not None and Path(table).suffix.lower() not in TABLE_SUFFIXES:
+        raise ValueError(f"table {str(table)!r} must end in .csv or .parquet")
+    if out is not None and Path(out).suffix.lower() not in (".mp4", ".avi"):
+        raise ValueError(f"out {str(out)!r} must end in .mp4 (or .avi)")
+    frames, rate, count = read_frames(source, fps)
+    if recognizer is None:
+        recognizer = EmotionRecognizer(model, detector, largest_only=largest_only, min_face_size=min_face_size)
+    if max_frames is not None:
+        frames = (f for i, f in zip(range(max_frames), frames, strict=False))
+        count = min(count, max_frames) if count else max_frames
+    writer, tmp_video = None, None
+    rows = []
+    bar = _progress(count, progress)
+    try:
+        for index, frame, ids, faces in iter_analysis(frames, recognizer, color=color, detect_every=detect_every,
+                                                       smoothing=smoothing, batch_frames=batch_frames):
+            for fid, face in zip(ids, faces, strict=True):
+                rows.append((index, index / rate, fid, *face.box, *face.probabilities, face.emotion))
+            if out is not None:
+                drawn = annotate(frame, faces, color, labels=[f"#{i}" for i in ids])
+                if writer is None:
+                    writer, tmp_video = _open_writer(Path(out), rate, drawn.shape)
+                writer.write(drawn)
+            if bar is not None:
+                bar.update(1)
+        if writer is not None:
+            writer.release()
+            writer = None
+            os.replace(tmp_video, out)
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.release()
+        if tmp_video is not None and os.path.exists(tmp_video):
+            os.unlink(tmp_video)
+    df = pd.DataFrame(rows, columns=COLUMNS).astype({"frame": int, "face_id": int, "x": int, "y": int, "w": int, "h": int})
+    if table is not None:
+        save_table(df, table)
+    return df
+
+
+def _progress(total, enabled):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="frame", desc="analyze_video")
+
+
+def _open_writer(path: Path, fps: float, shape) -> tuple[cv2.VideoWriter, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
+    writer = cv2.VideoWriter(tmp, fourcc, fps, (shape[1], shape[0]))
+    if not writer.isOpened():
+        os.unlink(tmp)
+        raise ValueError(f"cannot write video {path}: OpenCV has no {path.suffix} encoder here")
+    return writer, tmp
+
+
+def _temp_beside(path: Path) -> str:
+    """A temp file next to ``path`` (same suffix, so writers pick the right format) with normal permissions."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; the output is for the user to share
+    return tmp
+
+
+def save_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Save a DataFrame as .csv or .parquet atomically (temp file, then rename)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise ValueError(f"table {str(path)!r} must end in .csv or .parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    try:
+        if suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- plotting
+
+def plot_timeline(df: pd.DataFrame, *, face_ids: list[int] | None = None, emotions: tuple[str, ...] = EMOTIONS,
+                  figsize_per_face: tuple[float, float] = (10, 2.2)):
+    """Probability of each emotion over time, one panel per face (the table from :func:`analyze_video`).
+
+    A strip under each panel shows the top emotion at each moment. Returns the matplotlib Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    missing = [c for c in ("timestamp_s", "face_id", *emotions) if c not in df.columns]
+    if missing:
+        raise ValueError(f"df is missing columns {missing}; pass the DataFrame returned by analyze_video")
+    ids = sorted(df["face_id"].unique()) if face_ids is None else list(face_ids)
+    fig, axes = plt.subplots(max(1, len(ids)), 1, figsize=(figsize_per_face[0], figsize_per_face[1] * max(1, len(ids))),
+                             sharex=True, squeeze=False)
+    colors = dict(zip(EMOTIONS, plt.get_cmap("tab10").colors, strict=False))
+    for ax, fid in zip(axes[:, 0], ids, strict=False):
+        part = df[df["face_id"] == fid].sort_values("timestamp_s")
+        t = part["timestamp_s"].to_numpy()
+        for e in emotions:
+            ax.plot(t, part[e].to_numpy(), label=e, color=colors[e], lw=1.2)
+        top = part[list(emotions)].to_numpy().argmax(1) if len(part) else np.array([], int)
+        ax.scatter(t, np.full(len(t), -0.08), c=[colors[emotions[k]] for k in top], marker="|", s=80, clip_on=False)
+        ax.set_ylim(-0.12, 1.0)
+        ax.set_ylabel(f"face {fid}\nprobability")
+    if not ids:
+        axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0, 0].transAxes)
+    axes[0, 0].legend(ncol=len(emotions), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.35), frameon=False)
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    return fig
+
