@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_utils {info,train,evaluate} ...`` (``--help`` on each)."""
+"""Command line: ``python -m fer_utils {info,train,evaluate,predict,video} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,40 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    from fer_utils.recognizer import EmotionRecognizer, read_image
+
+    recognizer = EmotionRecognizer(args.model, args.detector, largest_only=args.largest_only,
+                                   min_face_size=args.min_face_size)
+    results = {}
+    for path in args.images:
+        results[path] = [f.as_dict() for f in recognizer.predict(read_image(path))]
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    for path, faces in results.items():
+        print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+        for f in faces:
+            top = sorted(f["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+            print(f"  box {f['box']}: {f['emotion']} {f['score']:.3f} ({', '.join(f'{e} {p:.3f}' for e, p in top)})")
+    return 0
+
+
+def cmd_video(args) -> int:
+    from fer_utils.video import analyze_video
+
+    if args.out is None and args.csv is None:
+        raise ValueError("nothing to write: pass --out OUT.mp4 and/or --csv OUT.csv (or .parquet)")
+    df = analyze_video(args.input, model=args.model, detector=args.detector, out=args.out, table=args.csv,
+                       detect_every=args.detect_every, smoothing=args.smoothing, largest_only=args.largest_only,
+                       min_face_size=args.min_face_size, progress=not args.quiet)
+    frames = int(df["frame"].max()) + 1 if len(df) else 0
+    print(f"{args.input}: {len(df)} face rows, {df['face_id'].nunique()} faces tracked"
+          f"{f', last face at frame {frames - 1}' if frames else ''}"
+          f"{f'; video {args.out}' if args.out else ''}{f'; table {args.csv}' if args.csv else ''}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fer_utils", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -89,7 +123,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", action="store_true", help="average with the mirrored faces")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="faces and emotions in image files")
+    s.add_argument("images", nargs="+", metavar="IMAGE")
+    _recognizer_args(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("video", help="a video file -> annotated video and a table of faces and emotions over time")
+    s.add_argument("input", metavar="IN")
+    s.add_argument("--out", help="annotated video to write (.mp4)")
+    s.add_argument("--csv", help="table to write (.csv or .parquet)")
+    _recognizer_args(s)
+    s.add_argument("--detect-every", type=int, default=1, help="run the detector every N frames, track in between")
+    s.add_argument("--smoothing", type=float, default=0.0, help="weight of the past in [0, 1) (0 = off)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_video)
     return p
+
+
+def _recognizer_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--model", help="a .keras model (default: the best shipped model)")
+    s.add_argument("--detector", default="haar", choices=["haar", "mtcnn"])
+    s.add_argument("--largest-only", action="store_true", help="only the largest face of each frame")
+    s.add_argument("--min-face-size", type=int, default=40, help="ignore faces smaller than this (pixels)")
 
 
 def main(argv: list[str] | None = None) -> int:
