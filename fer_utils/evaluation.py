@@ -252,3 +252,11 @@ def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool = Fals
                      "disgust_recall": recall["disgust"], "ece": expected_calibration_error(part.emotions, proba),
                      "n": len(part)})
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def sample_per_emotion(emotions: np.ndarray, per_emotion: int = 1, seed: int = 0) -> np.ndarray:
+    """Indices of up to ``per_emotion`` random faces of each emotion, ordered round by round (one of each, then
+    the next), so a grid with 7 columns has one emotion per column when every emotion has enough faces."""
+    rng = np.random.default_rng(seed)
+    picks = [rng.permutation(np.flatnonzero(np.asarray(emotions) == e))[:per_emotion] for e in range(len(EMOTIONS))]
+    return np.array([p[k] for k in range(per_emotion) for p in picks if k < len(p)], dtype=int)

@@ -15,6 +15,21 @@ from sklearn.metrics import auc, precision_recall_curve, roc_curve
 from fer_utils.loader import DOWNLOAD_HINT, EMOTIONS, FERData
 
 
+def _show_in_jupyter() -> None:
+    """Give Figures a PNG display in IPython: figures made outside pyplot have none until a backend is activated."""
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import print_figure
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is not None:
+        ip.display_formatter.formatters["image/png"].for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
+
+
+_show_in_jupyter()
+
+
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs):
     # a Figure outside pyplot: no global state, and Jupyter shows the returned figure exactly once
     fig = Figure(figsize=figsize, layout="constrained")

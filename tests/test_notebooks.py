@@ -1,0 +1,100 @@
+"""The notebooks: committed clean (no outputs, a `parameters` cell), and each runs top to bottom on the
+synthetic default with tiny parameters, through papermill (fer_utils.workbook.run_notebook)."""
+
+import json
+
+import nbformat
+import pytest
+
+from fer_utils.loader import find_dataset
+from fer_utils.models import build_lenet, save_model
+from fer_utils.workbook import NOTEBOOKS, run_notebook
+
+ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
+TINY_LENET = {"filters": [4, 8], "units": [16]}
+
+
+def test_there_are_notebooks():
+    assert {"01_data_exploration.ipynb", "02_train_lenet.ipynb", "03_evaluation.ipynb"} <= {p.name for p in ALL}
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_committed_clean_with_a_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {i} has outputs: strip them before committing"
+            assert cell.execution_count is None, f"{path.name} cell {i} has an execution count"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code", f"{path.name} needs one code cell tagged 'parameters'"
+
+
+@pytest.fixture
+def synthetic_only(monkeypatch):
+    """Notebooks must find no real FER2013 here, so they run on (and announce) the synthetic default."""
+    monkeypatch.delenv("FER2013_PATH", raising=False)
+    if find_dataset() is not None:
+        pytest.skip(f"a real FER2013 is in data/ ({find_dataset()}); these tests run on the synthetic default")
+
+
+def outputs(nb) -> tuple[str, int]:
+    """All text and HTML the notebook printed, and how many images it showed."""
+    text, images = [], 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.output_type != "error", f"cell failed: {out.get('ename')}: {out.get('evalue')}"
+            text.append(out.get("text", ""))
+            data = out.get("data", {})
+            text += [data.get("text/plain", ""), data.get("text/html", "")]
+            images += "image/png" in data
+    return "\n".join(map(str, text)), images
+
+
+def run(name: str, tmp_path, parameters: dict):
+    out = run_notebook(NOTEBOOKS / name, tmp_path / "out", parameters, html=True, timeout=600)
+    assert out.with_suffix(".html").stat().st_size > 0
+    return nbformat.read(out, as_version=4)
+
+
+@pytest.mark.slow
+def test_data_exploration_runs(tmp_path, synthetic_only):
+    nb = run("01_data_exploration.ipynb", tmp_path, {"SYNTHETIC_SIZE": 210, "SAMPLES_PER_EMOTION": 3})
+    text, images = outputs(nb)
+    assert "SYNTHETIC DATA" in text
+    assert "faces with an exact copy" in text and "exact duplicates: 0 faces" in text
+    assert images == 6  # counts, samples, mean faces, intensity, duplicates, blanks
+
+
+@pytest.mark.slow
+def test_train_lenet_runs(tmp_path, synthetic_only):
+    model_path = tmp_path / "lenet.keras"
+    nb = run("02_train_lenet.ipynb", tmp_path, {"EPOCHS": 1, "SYNTHETIC_SIZE": 210, "MODEL_KWARGS": TINY_LENET,
+                                                "OUT": str(model_path), "VERBOSE": 2})
+    text, images = outputs(nb)
+    assert model_path.exists()
+    assert "SYNTHETIC DATA" in text and "epoch 1/1" in text and f"saved {model_path}" in text
+    assert images >= 4  # augmentation, learning curves, filters, feature maps
+
+
+@pytest.mark.slow
+def test_evaluation_runs(tmp_path, synthetic_only):
+    model_path = save_model(build_lenet(**TINY_LENET), tmp_path / "tiny.keras",
+                            {"history": {"loss": [2.0, 1.8], "accuracy": [0.2, 0.3], "val_loss": [1.9, 1.85],
+                                         "val_accuracy": [0.25, 0.27]}})
+    nb = run("03_evaluation.ipynb", tmp_path, {"MODEL": str(model_path), "SYNTHETIC_SIZE": 210, "N_BOOT": 100,
+                                               "N_EXAMPLES": 4})
+    text, images = outputs(nb)
+    assert "SYNTHETIC DATA" in text and "tiny.keras" in text
+    # confusion x2, ROC, PR, reliability x2, TTA, mistakes, unsure, Grad-CAM, learning curves
+    assert images >= 11
+    assert "macro-F1" in text and "ECE" in text and "tiny" in text
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if p.name[:2] not in {"01", "02", "03"}], ids=lambda p: p.name)
+def test_other_notebooks_are_covered_elsewhere(path):
+    pytest.skip(f"{path.name} has no tiny parameters here; its own test runs it")
+
+
+def test_tiny_parameters_are_json():
+    json.dumps(TINY_LENET)
