@@ -90,15 +90,16 @@ class HaarDetector(Detector):
     """OpenCV's frontal-face Haar cascade, run on a downscaled copy of the frame for speed.
 
     The frame is shrunk so its longer side is at most ``max_side`` pixels (but never so far that a ``min_size``
-    face falls below the cascade's 24-pixel window); boxes are mapped back to the input's pixels.
+    face falls below the cascade's 24-pixel window); boxes are mapped back to the input's pixels. Huge frames are
+    scanned at no more than ``max_scan`` pixels, so in a 4000-pixel photo faces under about 75 pixels are missed.
     ``cv2.CascadeClassifier`` is not thread-safe, so each thread gets its own.
     """
 
-    def __init__(self, min_size: int = 40, *, max_side: int = 320, scale_factor: float = 1.2, min_neighbors: int = 5,
-                 cascade: str = "haarcascade_frontalface_default.xml"):
+    def __init__(self, min_size: int = 40, *, max_side: int = 320, max_scan: int = 1280, scale_factor: float = 1.2,
+                 min_neighbors: int = 5, cascade: str = "haarcascade_frontalface_default.xml"):
         if min_size < 1 or max_side < 24:
             raise ValueError(f"min_size must be >= 1 and max_side >= 24; got {min_size} and {max_side}")
-        self.min_size, self.max_side = int(min_size), int(max_side)
+        self.min_size, self.max_side, self.max_scan = int(min_size), int(max_side), int(max_scan)
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.cascade_path = cv2.data.haarcascades + cascade
         if cv2.CascadeClassifier(self.cascade_path).empty():
@@ -112,14 +113,14 @@ class HaarDetector(Detector):
 
     def detect_landmarks(self, image, color="bgr"):
         gray = to_gray(image, color)
-        scale = min(1.0, max(self.max_side / max(gray.shape), 24 / self.min_size))
+        scale = min(1.0, max(self.max_side / max(gray.shape), 24 / self.min_size), self.max_scan / max(gray.shape))
         small = _downscale(gray, scale)
         min_px = max(24, round(self.min_size * scale))
         if min(small.shape) < min_px:
             return np.empty((0, 4), int), None
         boxes = self._cascade().detectMultiScale(small, self.scale_factor, self.min_neighbors, minSize=(min_px, min_px))
         boxes = np.asarray(boxes, float).reshape(-1, 4) / scale
-        return np.round(boxes).astype(int), None
+        return _left_to_right(np.round(boxes).astype(int)), None
 
 
 class MTCNNDetector(Detector):
@@ -156,7 +157,14 @@ class MTCNNDetector(Detector):
             eyes = np.array([[f["keypoints"]["left_eye"], f["keypoints"]["right_eye"]] for f in found], float) / scale
             keep = boxes[:, 2] >= self.min_size
             boxes, eyes = boxes[keep], eyes[keep]
+            order = np.lexsort((boxes[:, 1], boxes[:, 0]))
+            boxes, eyes = boxes[order], eyes[order]
         return boxes, eyes
+
+
+def _left_to_right(boxes: np.ndarray) -> np.ndarray:
+    """Boxes sorted by x then y: OpenCV's parallel scan returns them in no fixed order."""
+    return boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))] if len(boxes) else boxes.reshape(0, 4)
 
 
 def build_detector(name: str = "haar", **kwargs) -> Detector:

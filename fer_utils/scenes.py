@@ -45,7 +45,7 @@ def cluttered_background(height: int = 480, width: int = 640, seed: int = 0) -> 
             cv2.line(img, (x, y), (int(rng.integers(width)), int(rng.integers(height))), color, int(rng.integers(1, 5)))
         else:
             cv2.putText(img, "FER 2013", (x, y), cv2.FONT_HERSHEY_SIMPLEX, float(rng.uniform(0.5, 1.5)), color, 2)
-    noise = rng.normal(0, 8, img.shape)
+    noise = rng.standard_normal(img.shape, dtype=np.float32) * 8
     return np.clip(img + noise, 0, 255).astype(np.uint8)
 
 

@@ -1,0 +1,162 @@
+"""EmotionRecognizer: real faces in, seven probabilities out, through the compiled network (never model.predict)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from fer_utils.loader import EMOTIONS
+from fer_utils.models import build_lenet, save_model
+from fer_utils.recognizer import EmotionRecognizer, Face, annotate, read_image
+from fer_utils.scenes import astronaut_bgr, cluttered_background, make_scene
+from fer_utils.video import iou
+
+ASTRONAUT_FACE = np.array([[177, 66, 95, 95]])
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    model = build_lenet(filters=(4, 8), units=(16,), seed=3)
+    return save_model(model, tmp_path_factory.mktemp("models") / "tiny.keras")
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_model_path):
+    return EmotionRecognizer(tiny_model_path)
+
+
+def test_astronaut_face_is_found_and_classified(recognizer):
+    faces = recognizer.predict(astronaut_bgr())
+    assert len(faces) == 1
+    face = faces[0]
+    assert iou(ASTRONAUT_FACE, np.array([face.box]))[0, 0] > 0.6
+    assert face.probabilities.shape == (7,) and face.probabilities.dtype == np.float64
+    assert abs(face.probabilities.sum() - 1) < 1e-5
+    assert face.emotion == EMOTIONS[int(face.probabilities.argmax())] and face.score == face.probabilities.max()
+
+
+def test_compiled_call_matches_keras_and_never_uses_predict(recognizer, monkeypatch):
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (70, 48, 48), dtype=np.uint8)  # more than the largest bucket
+    expected = recognizer.model(crops, training=False).numpy()
+
+    def no_predict(*a, **k):
+        raise AssertionError("model.predict must not be used")
+
+    monkeypatch.setattr(recognizer.model, "predict", no_predict)
+    got = recognizer.classify(crops)
+    assert got.shape == (70, 7)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    for n in (0, 1, 3):
+        np.testing.assert_allclose(recognizer.classify(crops[:n]), expected[:n], atol=1e-5)
+    assert len(recognizer.predict(astronaut_bgr())) == 1
+    with pytest.raises(ValueError, match=r"faces must have shape \(K, 48, 48\)"):
+        recognizer.classify(np.zeros((2, 64, 64), np.uint8))
+
+
+def test_batch_sends_all_faces_of_all_frames_in_one_call(recognizer, monkeypatch):
+    frames = [make_scene(3, seed=1)[0], cluttered_background(seed=5), astronaut_bgr()]
+    single = [recognizer.predict(f) for f in frames]
+    calls = []
+    original = recognizer.classify
+    monkeypatch.setattr(recognizer, "classify", lambda faces: calls.append(len(faces)) or original(faces))
+    batch = recognizer.predict_batch(frames)
+    assert calls == [4]
+    assert [len(b) for b in batch] == [3, 0, 1]
+    for got, want in zip(batch, single, strict=True):
+        assert [f.box for f in got] == [f.box for f in want]
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+
+
+def test_no_face_tiny_and_huge_frames(recognizer):
+    assert recognizer.predict(cluttered_background(seed=2)) == []
+    assert recognizer.predict(np.zeros((10, 10, 3), np.uint8)) == []
+    assert recognizer.predict(np.zeros((10, 10), np.uint8)) == []
+    huge = cluttered_background(3000, 4000, seed=6)
+    huge[200:2760, 700:3260] = cv2.resize(astronaut_bgr(), (2560, 2560), interpolation=cv2.INTER_LINEAR)
+    faces = recognizer.predict(huge)
+    scaled = ASTRONAUT_FACE * 5 + np.array([700, 200, 0, 0])
+    assert iou(scaled, np.array([faces[0].box]))[0, 0] > 0.6, "the face is found, and is the largest"
+
+
+def test_every_layout_gives_the_same_face(recognizer):
+    bgr = astronaut_bgr()
+    ref = recognizer.predict(bgr)[0]
+    layouts = [(bgr[:, :, ::-1].copy(), "rgb"), (cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), "bgr"),
+               (cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA), "bgr"), (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA), "rgb")]
+    for image, color in layouts:
+        faces = recognizer.predict(image, color)
+        assert len(faces) == 1 and faces[0].box == ref.box
+        # the network sees the gray crop, so every layout gives the same probabilities
+        np.testing.assert_allclose(faces[0].probabilities, ref.probabilities, atol=1e-5)
+
+
+def test_largest_only_and_min_face_size(tiny_model_path):
+    frame, truth = make_scene(4, sizes=(60, 140), seed=4)
+    everyone = EmotionRecognizer(tiny_model_path).predict(frame)
+    assert len(everyone) == 4
+    areas = [f.box[2] * f.box[3] for f in everyone]
+    assert areas == sorted(areas, reverse=True), "largest first"
+    largest = EmotionRecognizer(tiny_model_path, largest_only=True).predict(frame)
+    assert len(largest) == 1 and largest[0].box == everyone[0].box
+    cut = int(np.median(truth[:, 2]))
+    big = EmotionRecognizer(tiny_model_path, min_face_size=cut).predict(frame)
+    assert 0 < len(big) < 4 and all(min(f.box[2:]) >= cut for f in big)
+
+
+def test_face_as_dict_is_json_ready():
+    p = np.array([0.1, 0.05, 0.05, 0.5, 0.1, 0.1, 0.1])
+    face = Face((1, 2, 30, 30), p)
+    d = json.loads(json.dumps(face.as_dict()))
+    assert d == {"box": [1, 2, 30, 30], "emotion": "happy", "score": 0.5,
+                 "probabilities": dict(zip(EMOTIONS, p.tolist(), strict=True))}
+
+
+def test_annotate_draws_on_a_copy(recognizer):
+    frame = astronaut_bgr()
+    before = frame.copy()
+    faces = recognizer.predict(frame)
+    out = annotate(frame, faces)
+    np.testing.assert_array_equal(frame, before)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    x, y, w, h = faces[0].box
+    assert (out[y, x:x + w] != frame[y, x:x + w]).any(), "box drawn"
+    np.testing.assert_array_equal(annotate(frame, []), frame)
+    gray = annotate(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), faces)
+    assert gray.shape == frame.shape
+    edge = annotate(frame, [Face((480, 480, 40, 40), faces[0].probabilities)])  # face at the corner: no error
+    assert edge.shape == frame.shape
+
+
+def test_read_image_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.png does not exist"):
+        read_image(tmp_path / "nope.png")
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("not an image")
+    with pytest.raises(ValueError, match="junk.jpg could not be read"):
+        read_image(junk)
+    with pytest.raises(ValueError, match="is a directory"):
+        read_image(tmp_path)
+    good = tmp_path / "a.png"
+    cv2.imwrite(str(good), astronaut_bgr())
+    np.testing.assert_array_equal(read_image(good), astronaut_bgr())
+
+
+def test_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        EmotionRecognizer(tmp_path / "missing.keras")
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        EmotionRecognizer(bad)
+
+
+def test_mtcnn_with_alignment(tiny_model_path):
+    rec = EmotionRecognizer(tiny_model_path, detector="mtcnn", align=True)
+    faces = rec.predict(astronaut_bgr())
+    assert len(faces) == 1 and iou(ASTRONAUT_FACE, np.array([faces[0].box]))[0, 0] > 0.6
+    assert abs(faces[0].probabilities.sum() - 1) < 1e-5
