@@ -335,15 +335,16 @@ def plot_timeline(df: pd.DataFrame, *, face_ids: list[int] | None = None, emotio
 
     A strip under each panel shows the top emotion at each moment. Returns the matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # not pyplot: no global state, shown once in Jupyter
 
     missing = [c for c in ("timestamp_s", "face_id", *emotions) if c not in df.columns]
     if missing:
         raise ValueError(f"df is missing columns {missing}; pass the DataFrame returned by analyze_video")
     ids = sorted(df["face_id"].unique()) if face_ids is None else list(face_ids)
-    fig, axes = plt.subplots(max(1, len(ids)), 1, figsize=(figsize_per_face[0], figsize_per_face[1] * max(1, len(ids))),
-                             sharex=True, squeeze=False)
-    colors = dict(zip(EMOTIONS, plt.get_cmap("tab10").colors, strict=False))
+    fig = Figure(figsize=(figsize_per_face[0], figsize_per_face[1] * max(1, len(ids)) + 0.6), layout="constrained")
+    axes = fig.subplots(max(1, len(ids)), 1, sharex=True, squeeze=False)
+    colors = dict(zip(EMOTIONS, colormaps["tab10"].colors, strict=False))
     for ax, fid in zip(axes[:, 0], ids, strict=False):
         part = df[df["face_id"] == fid].sort_values("timestamp_s")
         t = part["timestamp_s"].to_numpy()
@@ -353,10 +354,11 @@ def plot_timeline(df: pd.DataFrame, *, face_ids: list[int] | None = None, emotio
         ax.scatter(t, np.full(len(t), -0.08), c=[colors[emotions[k]] for k in top], marker="|", s=80, clip_on=False)
         ax.set_ylim(-0.12, 1.0)
         ax.set_ylabel(f"face {fid}\nprobability")
-    if not ids:
+    if ids:
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), ncol=len(emotions), fontsize=8, loc="outside upper center",
+                   frameon=False)
+    else:
         axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0, 0].transAxes)
-    axes[0, 0].legend(ncol=len(emotions), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.35), frameon=False)
     axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
     return fig
 
