@@ -34,7 +34,9 @@ import traitlets
 
 from fer_utils.loader import EMOTIONS, PROJECT_ROOT
 from fer_utils.models import shipped_models
-from fer_utils.recognizer import EmotionRecognizer, Face, annotate
+from fer_utils.recognizer import EmotionRecognizer, Face, annotate, read_image
+from fer_utils.scenes import astronaut_bgr
+from fer_utils.video import COLUMNS, FaceTracker, save_table
 
 SOURCES = ("browser", "camera", "file", "clip")
 _HERE = Path(__file__).parent
@@ -51,18 +53,13 @@ class CameraError(RuntimeError):
 # ----------------------------------------------------------------------------------------------- sources
 
 
-@functools.cache
-def sample_photo() -> np.ndarray:
-    """A real face to try things on: scikit-image's public-domain astronaut photo (Eileen Collins), as BGR."""
-    from skimage import data
-
-    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+_astronaut = functools.cache(astronaut_bgr)  # one real face (scikit-image's public-domain astronaut photo)
 
 
 def make_clip_frame(i: int, width: int = 640, height: int = 480, n_frames: int = 150) -> np.ndarray:
     """Frame ``i`` of a generated clip: the astronaut's face drifting and zooming over a gray background (BGR)."""
     phase = 2 * np.pi * (i % n_frames) / n_frames
-    photo = sample_photo()
+    photo = _astronaut()
     scale = 0.8 + 0.12 * np.sin(phase)  # the face (95 px in the photo) stays between 65 and 90 px
     src = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     frame = np.full((height, width, 3), 90, np.uint8)
@@ -404,7 +401,7 @@ class WebcamPanel(widgets.VBox):
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.snapshot_button.on_click(lambda _: self._guarded(self.snapshot))
-        self.csv_button.on_click(lambda _: self._guarded(self.save_csv))
+        self.csv_button.on_click(lambda _: self._guarded(self.save_results))
         self.source_select.observe(self._on_source, names="value")
         self.model_select.observe(self._on_model, names="value")
         self.camera.observe(self._on_camera_error, names="error")
@@ -488,24 +485,25 @@ class WebcamPanel(widgets.VBox):
                 "latency_p90_ms": float(np.percentile(latencies, 90)) if len(latencies) else float("nan")}
 
     def results(self) -> pd.DataFrame:
-        """The recording: one row per face per frame (frame, timestamp_s, face_id, box, emotion, score, the seven
-        probabilities, latency_ms)."""
-        columns = ["frame", "timestamp_s", "source", "face_id", "x", "y", "w", "h", "emotion", "score",
-                   *EMOTIONS, "latency_ms"]
+        """The recording, one row per face per frame: the columns of :func:`fer_utils.video.analyze_video` (frame,
+        timestamp_s, face_id followed across frames, x, y, w, h, the seven probabilities, emotion), then score,
+        source and latency_ms (for the browser source, the latency the browser measured for its previous frame)."""
         with self._lock:
             rows = list(self._rows)
-        return pd.DataFrame(rows, columns=columns)
+        return pd.DataFrame(rows, columns=[*COLUMNS, "score", "source", "latency_ms"])
 
     def clear_results(self) -> None:
         """Forget the recording."""
         with self._lock:
             self._rows.clear()
 
-    def save_csv(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the recording to ``path`` (default ``runs/webcam/recording-<time>.csv``) atomically."""
+    def save_results(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the recording to ``path`` (.csv or .parquet; default ``runs/webcam/recording-<time>.csv``)
+        atomically."""
         path = Path(path) if path is not None else self.out_dir / f"recording-{datetime.now():%Y%m%d-%H%M%S}.csv"
-        _write_atomic(path, self.results().to_csv(index=False).encode())
-        self.message.value = f"saved {len(self.results())} rows to <code>{path}</code>"
+        table = self.results()
+        save_table(table, path)
+        self.message.value = f"saved {len(table)} rows to <code>{path}</code>"
         return path
 
     def snapshot(self, path: str | os.PathLike | None = None) -> Path:
@@ -532,9 +530,12 @@ class WebcamPanel(widgets.VBox):
 
     # -------------------------------------------------------------------- frames
 
-    def _process(self, frame: np.ndarray, t_capture: float, latency_ms: float | None = None) -> list[Face]:
+    def _infer(self, frame: np.ndarray) -> list[Face]:
         with _INFERENCE_LOCK:
-            faces = self.recognizer.predict(frame)
+            return self.recognizer.predict(frame)
+
+    def _finish(self, frame: np.ndarray, faces: list[Face], latency_ms: float | None) -> None:
+        """Book a processed frame: stats, the recording, and (at 5 Hz) the bars and the status line."""
         now = time.perf_counter()
         with self._lock:
             self._frames += 1
@@ -542,29 +543,30 @@ class WebcamPanel(widgets.VBox):
             if latency_ms is not None:
                 self._latencies.append(latency_ms)
             self._last_frame, self._last_faces = frame, faces
+            ids = self._tracker.update(self._frames - 1, np.array([f.box for f in faces], int))
             if self.record_box.value:
-                t = now - self._t0
-                for k, f in enumerate(faces):
-                    self._rows.append((self._frames - 1, round(t, 4), self.source, k, *map(int, f.box), f.emotion,
-                                       float(f.score), *map(float, f.probabilities), latency_ms))
-            refresh = now - self._last_refresh >= 0.2  # widgets at 5 Hz: every update is a message to the browser
+                t = round(now - self._t0, 4)
+                for fid, f in zip(ids, faces, strict=True):
+                    self._rows.append((self._frames - 1, t, fid, *map(int, f.box), *map(float, f.probabilities),
+                                       f.emotion, float(f.score), self.source, latency_ms))
+            refresh = now - self._last_refresh >= 0.2  # every widget update is a message to the browser
             if refresh:
                 self._last_refresh = now
         if refresh:
             face = main_face(faces)
             self.bars.value = probability_bars_html(None if face is None else face.probabilities)
             self._show_status()
-        return faces
 
     def _on_browser_frame(self, frame: np.ndarray, content: dict) -> list[Face]:
-        latency = content.get("latency_ms")  # the browser's capture-to-drawn time of the previous frame
-        return self._process(frame, time.perf_counter(), float(latency) if latency is not None else None)
+        faces = self._infer(frame)
+        latency = content.get("latency_ms")  # the browser's capture-to-answer time of its previous frame
+        self._finish(frame, faces, float(latency) if latency is not None else None)
+        return faces
 
     def _on_kernel_frame(self, frame: np.ndarray, t_capture: float) -> None:
-        faces = self._process(frame, t_capture)
+        faces = self._infer(frame)
         self.image.value = _jpeg(annotate(frame, faces))
-        with self._lock:
-            self._latencies.append(1000 * (time.perf_counter() - t_capture))
+        self._finish(frame, faces, 1000 * (time.perf_counter() - t_capture))  # read + infer + draw + send
 
     # -------------------------------------------------------------------- widgets
 
@@ -576,6 +578,7 @@ class WebcamPanel(widgets.VBox):
             self._t0 = time.perf_counter()
             self._last_refresh = 0.0
             self._last_frame, self._last_faces = None, []
+            self._tracker = FaceTracker()
 
     def _model_key(self, model) -> str:
         if model is None:
@@ -647,15 +650,12 @@ class WebcamPanel(widgets.VBox):
 # ----------------------------------------------------------------------------------------------- photos
 
 
-def read_image(image) -> np.ndarray:
-    """A BGR frame from a path, encoded bytes (JPEG, PNG, ...) or an array; clear errors for anything else."""
+def _to_frame(image) -> np.ndarray:
+    """A BGR frame from a path, encoded bytes (JPEG, PNG, ...) or an array."""
     if isinstance(image, np.ndarray):
         return image
     if isinstance(image, str | os.PathLike):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file {path} does not exist")
-        image = path.read_bytes()
+        return read_image(image)
     if isinstance(image, bytes | bytearray | memoryview):
         frame = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
         if frame is None:
@@ -667,7 +667,7 @@ def read_image(image) -> np.ndarray:
 def recognize_photo(image, model=None) -> tuple[np.ndarray, pd.DataFrame]:
     """Every face of a picture: the annotated BGR image and a table (face, box, emotion, score, probabilities)."""
     recognizer = _as_recognizer(model)
-    frame = read_image(image)
+    frame = _to_frame(image)
     with _INFERENCE_LOCK:
         faces = recognizer.predict(frame)
     table = pd.DataFrame(
@@ -712,20 +712,3 @@ class PhotoPanel(widgets.VBox):
                 self.show(bytes(files[0]["content"]))
             except Exception:  # noqa: BLE001, S110 - already shown in the panel by show()
                 pass
-
-
-def plot_recording(table: pd.DataFrame, ax=None):
-    """The main face's seven probabilities over time from :meth:`WebcamPanel.results`; returns the Axes."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 3))
-    if table.empty:
-        ax.set_title("no faces recorded yet: press Start, then Stop, and re-run this cell")
-        return ax
-    main = table.assign(area=table.w * table.h).sort_values("area").groupby("frame").tail(1).sort_values("frame")
-    for name in EMOTIONS:
-        ax.plot(main.timestamp_s, main[name], label=name, lw=1.2)
-    ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1), title="main face: emotion probabilities over time")
-    ax.legend(ncol=7, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
-    return ax

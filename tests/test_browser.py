@@ -1,0 +1,46 @@
+"""End to end in a real browser: JupyterLab + Debian's Chromium with a fake camera playing a real face; the
+notebook's panel must show a detected face, its emotion and a frame rate above zero."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from lab_harness import chromium, chromium_missing_reason, jupyterlab, prepare, read_status, run_all_cells, screenshot
+
+from fer_utils.loader import EMOTIONS, PROJECT_ROOT
+from fer_utils.models import build_lenet, save_model
+from fer_utils.webcam import save_clip
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_live_webcam.ipynb"
+
+
+def test_notebook_panel_recognises_the_browser_camera(tmp_path):
+    reason = chromium_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    clip = save_clip(tmp_path / "clip.y4m", n_frames=60)
+    model = save_model(build_lenet(filters=(4, 8), units=(16,)), tmp_path / "tiny.keras")
+    name = prepare(tmp_path / "root", NOTEBOOK, {"MODEL": str(model)})  # SOURCE stays "browser"
+    with jupyterlab(tmp_path / "root", tmp_path / "jupyter") as (base, token), chromium(clip) as page:
+        try:
+            run_all_cells(page, base, token, name)
+            assert page.locator(".jp-OutputArea-output .fer-photo-result").count() == 1, "the photo cell ran"
+            assert page.locator(".jp-OutputArea-output .fer-webcam canvas").count() == 1, "anywidget view rendered"
+            page.locator(".jp-OutputArea-output button", has_text="Start").click()
+            status, deadline = None, time.monotonic() + 90
+            while time.monotonic() < deadline:
+                status = read_status(page)
+                if status and status["faces"] >= 1 and status["fps"] > 0 and status["frames"] >= 10:
+                    break
+                time.sleep(0.5)
+            assert status is not None, "the panel's status line is missing"
+            assert status["faces"] >= 1 and status["emotion"] in EMOTIONS and 0 < status["score"] <= 1
+            assert status["fps"] > 0 and status["latency_ms"] > 0
+            errors = page.locator(".jp-OutputArea-output .fer-error")
+            assert errors.count() == 0, errors.first.inner_text()
+            page.locator(".jp-OutputArea-output button", has_text="Stop").click()
+        except BaseException:
+            screenshot(page, tmp_path / "failure.png")
+            raise
