@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a model; rerun the same command to resume from its checkpoint")
     s.add_argument("--model", default="lenet", choices=["lenet", "vgg"])
-    s.add_argument("--data", help="FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)")
+    s.add_argument("--data", help="FER2013 path, or 'synthetic' (default: $FER2013_PATH, data/, else synthetic)")
     s.add_argument("--out", required=True, help="where to save, e.g. models/lenet.keras")
     s.add_argument("--epochs", type=int, default=30)
     s.add_argument("--batch-size", type=int, default=64)

@@ -109,8 +109,11 @@ def find_dataset(path: str | os.PathLike | None = None) -> Path | None:
 
 
 def load_or_synthesize(path: str | os.PathLike | None = None, *, synthetic_size: int = 3500, seed: int = 0) -> FERData:
-    """Real FER2013 when one is found (see :func:`find_dataset`), else the clearly labelled synthetic default."""
-    found = find_dataset(path)
+    """Real FER2013 when one is found (see :func:`find_dataset`), else the clearly labelled synthetic default.
+
+    ``path="synthetic"`` asks for the synthetic default even when a dataset is present.
+    """
+    found = None if str(path) == "synthetic" else find_dataset(path)
     if found is not None:
         return load_fer2013(found)
     from fer_utils.synthetic import make_synthetic
@@ -210,7 +213,7 @@ def _load_csv(src: Path, default_split: str = "Training") -> FERData:
         bad = ~np.isin(splits, SPLITS)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise FERDataError(f"{src}, data row {i + 1} (line {i + 2}): Usage {splits[i]!r} is not one of {list(SPLITS)}.")
+            raise FERDataError(f"{src}, data row {i + 1} (line {i + 2}): Usage {str(splits[i])!r} is not one of {list(SPLITS)}.")
     else:
         splits = np.full(n, default_split)
     return FERData(images, emotions, splits.astype("<U11"), str(src))
@@ -253,30 +256,29 @@ def parse_pixels(pixels, *, source: str = "<pixels>") -> np.ndarray:
 
     def parse_chunk(bounds: tuple[int, int]) -> None:
         r0, r1 = bounds
-        base = offsets[r0]
-        c = data[base : offsets[r1]]
+        rows = offsets[r0 : r1 + 1] - offsets[r0]
+        c = data[offsets[r0] : offsets[r1]]
         d = c - np.uint8(48)
         dig = d < 10
-        bad = ~dig & (c != 32) & (c != 9) & (c != 13)
-        if bad.any():
-            at = int(np.flatnonzero(bad)[0])
-            row = r0 + int(np.searchsorted(offsets[r0 : r1 + 1] - base, at, side="right")) - 1
+        if np.count_nonzero(dig) + np.count_nonzero(c == 32) != len(c):
+            at = int(np.flatnonzero(~dig & (c != 32))[0])
+            row = r0 + int(np.searchsorted(rows, at, side="right")) - 1
             text = bytes(c[max(at - 8, 0) : at + 8]).decode("utf-8", errors="replace")
             raise FERDataError(
                 f"{source}, data row {row + 1}: non-numeric pixel near {text!r}; expected integers 0-255 separated by spaces."
             )
-        row_start = np.zeros(len(c) + 1, bool)
-        row_start[offsets[r0 : r1 + 1] - base] = True
+        # rows are concatenated without separators, so a row boundary also ends a token
         prev_dig = np.empty_like(dig)
         prev_dig[0] = False
         prev_dig[1:] = dig[:-1]
+        prev_dig[rows[1:-1]] = False
         next_dig = np.empty_like(dig)
         next_dig[-1] = False
         next_dig[:-1] = dig[1:]
-        starts = np.flatnonzero(dig & (~prev_dig | row_start[:-1]))
-        ends = np.flatnonzero(dig & (~next_dig | row_start[1:]))
-        token_row = np.searchsorted(offsets[r0 : r1 + 1] - base, starts, side="right") - 1
-        per_row = np.bincount(token_row, minlength=r1 - r0)
+        next_dig[rows[1:-1] - 1] = False
+        starts = np.flatnonzero(dig & ~prev_dig)
+        ends = np.flatnonzero(dig & ~next_dig)
+        per_row = np.diff(np.searchsorted(starts, rows))
         wrong = np.flatnonzero(per_row != N_PIXELS)
         if len(wrong):
             i = int(wrong[0])
@@ -284,14 +286,20 @@ def parse_pixels(pixels, *, source: str = "<pixels>") -> np.ndarray:
                 f"{source}, data row {r0 + i + 1}: {per_row[i]} pixel values, expected {N_PIXELS} (48x48 grayscale)."
             )
         length = ends - starts
-        dd = np.where(dig, d, 0).astype(np.uint16)
-        values = dd[ends] + 10 * dd[ends - 1] * (length >= 1) + 100 * dd[np.maximum(ends - 2, 0)] * (length >= 2)
-        too_big = (length >= 3) | (values > 255)
-        if too_big.any():
-            k = int(np.flatnonzero(too_big)[0])
-            token = bytes(c[starts[k] : ends[k] + 1]).decode()
+        if length.max(initial=0) > 2:
+            k = int(np.flatnonzero(length > 2)[0])
             raise FERDataError(
-                f"{source}, data row {r0 + token_row[k] + 1}, pixel {k % N_PIXELS + 1}: value {token} is out of range 0-255."
+                f"{source}, data row {r0 + k // N_PIXELS + 1}, pixel {k % N_PIXELS + 1}: value "
+                f"{bytes(c[starts[k] : ends[k] + 1]).decode()} is out of range 0-255."
+            )
+        d *= dig  # spaces -> 0, so the tens and hundreds below read 0 outside a token
+        values = d[ends].astype(np.uint16)
+        values += 10 * d[ends - 1] * (length >= 1)
+        values += 100 * d[np.maximum(ends - 2, 0)].astype(np.uint16) * (length >= 2)
+        if values.max(initial=0) > 255:
+            k = int(np.flatnonzero(values > 255)[0])
+            raise FERDataError(
+                f"{source}, data row {r0 + k // N_PIXELS + 1}, pixel {k % N_PIXELS + 1}: value {values[k]} is out of range 0-255."
             )
         out[r0:r1] = values.reshape(r1 - r0, N_PIXELS)
 

@@ -1,0 +1,111 @@
+"""Models take raw faces, learn the synthetic default above chance, save/load safely, and resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from fer_utils.evaluation import evaluate, predict_proba
+from fer_utils.models import build_model, count_flops, load_model, read_info, save_model
+from fer_utils.synthetic import make_synthetic
+from fer_utils.training import class_weights, train
+
+TINY = {"filters": [8, 16], "units": [32]}
+
+
+def test_models_take_raw_uint8_faces_and_output_probabilities():
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    for name in ("lenet", "vgg"):
+        model = build_model(name)
+        proba = np.asarray(model(faces, training=False))
+        assert proba.shape == (5, 7)
+        np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+        assert count_flops(model) > 1e6
+
+
+def test_augmentation_only_in_training():
+    model = build_model("lenet", **TINY)
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    aug = model.get_layer("augmentation")
+    x = faces[..., None].astype("float32") / 255
+    np.testing.assert_array_equal(np.asarray(aug(x, training=False)), x)
+    assert not np.allclose(np.asarray(aug(x, training=True)), x)
+
+
+@pytest.mark.slow
+def test_small_cnn_learns_synthetic_default(tmp_path):
+    data = make_synthetic(1000, seed=1)
+    kwargs = {"filters": [8, 16], "units": [32], "dropout": 0.1, "augment": 0}
+    info = train("lenet", data, tmp_path / "m.keras", epochs=15, batch_size=32, learning_rate=3e-3, model_kwargs=kwargs,
+                 verbose=0)
+    model = load_model(tmp_path / "m.keras")
+    result = evaluate(model, data, "PrivateTest")  # never seen in training nor selection
+    test = data.split("PrivateTest")
+    majority = np.bincount(test.emotions).max() / len(test)
+    assert result["accuracy"] > majority + 0.2, (result["accuracy"], majority)
+    assert info["best_epoch"] >= 1 and len(info["history"]["val_accuracy"]) == 15
+    saved = read_info(tmp_path / "m.keras")
+    assert saved["history"] == json.loads(json.dumps(info["history"]))
+    assert saved["data"]["synthetic"] is True and saved["recipe"]["model_kwargs"] == kwargs
+    assert not (tmp_path / "m.keras.ckpt").exists()
+
+
+def test_save_is_atomic_and_load_rejects_corrupt_files(tmp_path):
+    model = build_model("lenet", **TINY)
+    path = save_model(model, tmp_path / "m.keras", {"note": "x"})
+    assert read_info(path) == {"note": "x"}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temp file left behind
+    faces = np.zeros((2, 48, 48), np.uint8)
+    np.testing.assert_allclose(predict_proba(load_model(path), faces), predict_proba(model, faces), atol=1e-6)
+    with zipfile.ZipFile(path) as z:
+        assert "config.json" in z.namelist()
+    (tmp_path / "bad.keras").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_model(tmp_path / "bad.keras")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "missing.keras")
+    with pytest.raises(ValueError, match="must end in .keras"):
+        save_model(model, tmp_path / "m.h5")
+
+
+def test_class_weights_favour_rare_emotions():
+    emotions = np.array([0] * 90 + [1] * 10)
+    w = class_weights(emotions, "balanced")
+    assert w[1] > w[0] and class_weights(emotions, "sqrt")[1] == pytest.approx(np.sqrt(w[1]))
+    assert class_weights(emotions, None) is None
+    with pytest.raises(ValueError, match="class_weight"):
+        class_weights(emotions, "bogus")
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path):
+    out = tmp_path / "m.keras"
+    cmd = [sys.executable, "-m", "fer_utils", "train", "--model", "lenet", "--out", str(out), "--epochs", "25",
+           "--data", "synthetic", "--synthetic-size", "300", "--model-kwargs", json.dumps({"filters": [4, 8], "units": [16]})]
+    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    state = tmp_path / "m.keras.ckpt" / "state.json"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run was not killed mid-way"
+    done = json.loads(state.read_text())["epoch"]
+    assert 2 <= done < 25 and not out.exists()
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"resuming from {out}.ckpt after epoch {done} of 25" in rerun.stdout
+    info = read_info(out)
+    assert len(info["history"]["val_accuracy"]) == 25
+    assert keras.models.load_model(out, safe_mode=True) is not None
