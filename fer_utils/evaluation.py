@@ -266,3 +266,11 @@ def sample_per_emotion(emotions: np.ndarray, per_emotion: int = 1, seed: int = 0
     rng = np.random.default_rng(seed)
     picks = [rng.permutation(np.flatnonzero(np.asarray(emotions) == e))[:per_emotion] for e in range(len(EMOTIONS))]
     return np.array([p[k] for k in range(per_emotion) for p in picks if k < len(p)], dtype=int)
+
+
+def default_split(data: FERData) -> str:
+    """The split to report on: PrivateTest (held out) when the data has it, else PublicTest, else the merged Test."""
+    for name in ("PrivateTest", "PublicTest", "Test"):
+        if name in data.split_names:
+            return name
+    raise ValueError(f"data from {data.source} has no test split (only {data.split_names}); pass a split explicitly")

