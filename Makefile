@@ -28,7 +28,7 @@ bench: setup  ## speed and memory, as ratios against baselines measured in the s
 	$(BIN)/python benchmarks/run.py
 
 reproduce: setup  ## retrain the shipped models from their cards on your FER2013 and compare
-	$(BIN)/python benchmarks/reproduce.py
+	$(BIN)/python -m fer_utils reproduce
 
 lint:
 	$(BIN)/python -m ruff check . && $(BIN)/python -m ruff format --check fer_utils tests benchmarks

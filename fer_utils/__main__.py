@@ -92,6 +92,32 @@ def cmd_video(args) -> int:
     return 0
 
 
+def cmd_card(args) -> int:
+    from fer_utils.card import write_card
+    from fer_utils.loader import load_or_synthesize
+
+    ablation = json.loads(open(args.ablation).read()) if args.ablation else None
+    card = write_card(args.model, load_or_synthesize(args.data), args.split, ablation)
+    r = card["results"]
+    print(f"wrote the card of {args.model}: {args.split} accuracy {r['plain']['accuracy']:.4f} "
+          f"(flip TTA {r['tta']['accuracy']:.4f}), macro-F1 {r['plain']['macro_f1']:.4f}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from fer_utils.card import reproduce
+    from fer_utils.loader import load_fer2013
+
+    if not args.data:
+        from fer_utils.loader import DOWNLOAD_HINT, find_dataset
+
+        args.data = find_dataset()
+        if args.data is None:
+            raise FileNotFoundError(f"reproduce needs the real FER2013. {DOWNLOAD_HINT}")
+    reproduce(args.models, load_fer2013(args.data), args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fer_utils", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -139,6 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--smoothing", type=float, default=0.0, help="weight of the past in [0, 1) (0 = off)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_video)
+
+    s = sub.add_parser("card", help="evaluate a trained model and write its model card (models/NAME.md and .json)")
+    s.add_argument("model")
+    s.add_argument("--data", help="FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)")
+    s.add_argument("--split", default="PublicTest")
+    s.add_argument("--ablation", help="a JSON file: a list of rows for the card's ablation table")
+    s.set_defaults(func=cmd_card)
+
+    s = sub.add_parser("reproduce", help="retrain every carded model from its recipe and compare with its card")
+    s.add_argument("--data", help="FER2013 path (default: $FER2013_PATH or data/)")
+    s.add_argument("--models", default="models")
+    s.add_argument("--out", default="runs/reproduce")
+    s.set_defaults(func=cmd_reproduce)
     return p
 
 

@@ -1,0 +1,133 @@
+"""Model cards: what a shipped model is, how it was trained, and what it scores; and `reproduce`, which retrains
+each shipped model from its card's recipe on the user's FER2013 and compares with the recorded figures.
+
+``models/<name>.json`` holds the figures (read by tests, the README table and ``reproduce``);
+``models/<name>.md`` is the same for people.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import tempfile
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from fer_utils.evaluation import evaluate
+from fer_utils.loader import EMOTIONS, FERData
+from fer_utils.models import load_model, read_info
+
+
+def training_command(info: dict, out: str) -> str:
+    """The ``python -m fer_utils train`` command that reruns ``info``'s recipe."""
+    r = info["recipe"]
+    args = ["python", "-m", "fer_utils", "train", "--model", r["model"], "--data", "FER2013_PATH", "--out", out,
+            "--epochs", str(r["epochs"]), "--batch-size", str(r["batch_size"]), "--learning-rate", str(r["learning_rate"]),
+            "--seed", str(r["seed"])]
+    if r.get("class_weight"):
+        args += ["--class-weight", r["class_weight"]]
+    if r.get("mixed_precision"):
+        args.append("--mixed-precision")
+    if r.get("model_kwargs"):
+        args += ["--model-kwargs", json.dumps(r["model_kwargs"])]
+    return shlex.join(args).replace("FER2013_PATH", '"$FER2013_PATH"')
+
+
+def write_card(model_path: str | os.PathLike, data: FERData, split: str = "PublicTest", ablation: list[dict] | None = None) -> dict:
+    """Evaluate the model with and without flip TTA and write ``<model>.json`` and ``<model>.md`` beside it."""
+    model_path = Path(model_path)
+    info = read_info(model_path)
+    model = load_model(model_path)
+    plain, tta = evaluate(model, data, split), evaluate(model, data, split, tta=True)
+    summary = io.StringIO()
+    with redirect_stdout(summary):
+        model.summary(line_length=100)
+    card = {
+        "name": model_path.stem,
+        "file": model_path.name,
+        "model": info.get("model"),
+        "params": info.get("params"),
+        "flops": info.get("flops"),
+        "recipe": info.get("recipe"),
+        "command": training_command(info, f"models/{model_path.name}") if info.get("recipe") else None,
+        "train_seconds": info.get("train_seconds"),
+        "best_epoch": info.get("best_epoch"),
+        "data": info.get("data"),
+        "split": split,
+        "results": {"plain": plain, "tta": tta},
+        "ablation": ablation or [],
+    }
+    _write_atomic(model_path.with_suffix(".json"), json.dumps(card, indent=1))
+    _write_atomic(model_path.with_suffix(".md"), _markdown(card, summary.getvalue()))
+    return card
+
+
+def _markdown(card: dict, summary: str) -> str:
+    plain, tta = card["results"]["plain"], card["results"]["tta"]
+    d = card["data"] or {}
+    lines = [
+        f"# Model card: `{card['file']}`",
+        "",
+        f"- Architecture: `{card['model']}` ({card['params']:,} parameters, {card['flops'] / 1e6:.0f} MFLOPs per face); "
+        "input raw uint8 48x48 gray faces, output the seven emotion probabilities "
+        f"({', '.join(EMOTIONS)}). Scaling and augmentation are layers of the model.",
+        f"- Data: `{Path(d.get('source', '?')).name}` (sha256 `{d.get('sha256')}`), trained on the {d.get('n_train')} "
+        f"Training faces, epoch selected on the {d.get('n_val')} PublicTest faces; PrivateTest never used.",
+        f"- Recipe: `{json.dumps(card['recipe'])}`",
+        f"- Command: `{card['command']}`",
+        f"- Training time on this 2-core CPU: {card['train_seconds'] / 60:.0f} min; best epoch {card['best_epoch']}.",
+        "",
+        f"## Results on {card['split']} (n={plain['n']})",
+        "",
+        "| | accuracy | macro-F1 |",
+        "| --- | --- | --- |",
+        f"| plain | {plain['accuracy']:.4f} | {plain['macro_f1']:.4f} |",
+        f"| flip TTA | {tta['accuracy']:.4f} | {tta['macro_f1']:.4f} |",
+        "",
+        "| emotion | precision | recall | F1 | n |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for e, m in plain["per_emotion"].items():
+        lines.append(f"| {e} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1-score']:.3f} | {int(m['support'])} |")
+    lines += ["", "Confusion matrix (rows: true emotion, columns: predicted, order as above):", "", "```"]
+    lines += [" ".join(f"{v:5d}" for v in row) for row in plain["confusion_matrix"]]
+    lines += ["```", ""]
+    if card["ablation"]:
+        keys = list(card["ablation"][0])
+        lines += ["## Ablation", "", "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
+        lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in card["ablation"]]
+        lines.append("")
+    lines += ["## Layers", "", "```", summary.strip(), "```", ""]
+    return "\n".join(lines)
+
+
+def reproduce(models_dir: str | os.PathLike, data: FERData, out_dir: str | os.PathLike) -> list[dict]:
+    """Retrain every carded model in ``models_dir`` from its recipe into ``out_dir`` and compare with its card."""
+    from fer_utils.training import train
+
+    rows = []
+    for card_file in sorted(Path(models_dir).glob("*.json")):
+        card = json.loads(card_file.read_text())
+        if not card.get("recipe"):
+            continue
+        r = card["recipe"]
+        out = Path(out_dir) / card["file"]
+        train(r["model"], data, out, epochs=r["epochs"], batch_size=r["batch_size"], learning_rate=r["learning_rate"],
+              weight_decay=r["weight_decay"], label_smoothing=r["label_smoothing"], class_weight=r["class_weight"],
+              seed=r["seed"], mixed_precision=r["mixed_precision"], model_kwargs=r["model_kwargs"])
+        got = evaluate(load_model(out), data, card["split"])
+        want = card["results"]["plain"]
+        rows.append({"model": card["name"], "recorded_accuracy": want["accuracy"], "reproduced_accuracy": got["accuracy"],
+                     "recorded_macro_f1": want["macro_f1"], "reproduced_macro_f1": got["macro_f1"]})
+        print(f"{card['name']}: recorded accuracy {want['accuracy']:.4f}, reproduced {got['accuracy']:.4f} "
+              f"(difference {got['accuracy'] - want['accuracy']:+.4f})", flush=True)
+    return rows
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
