@@ -295,7 +295,9 @@ class BrowserCamera(anywidget.AnyWidget):
 
 
 def _as_recognizer(model) -> EmotionRecognizer:
-    return model if isinstance(model, EmotionRecognizer) else EmotionRecognizer(model)
+    recognizer = model if isinstance(model, EmotionRecognizer) else EmotionRecognizer(model)
+    recognizer.classify(np.zeros((1, 48, 48), np.uint8))  # trace the network now, not on the first live frame
+    return recognizer
 
 
 def _jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
@@ -369,7 +371,9 @@ class WebcamPanel(widgets.VBox):
 
         self._models = {name: str(path) for name, path in shipped_models().items()}
         model_key = self._model_key(model)
-        if isinstance(model, str) and model in self._models:  # a shipped model's name
+        if model is None and self._models:  # the best shipped model, as the selector shows it
+            model = next(iter(self._models.values()))
+        elif isinstance(model, str) and model in self._models:  # a shipped model's name
             model = self._models[model]
         self.recognizer = _as_recognizer(model)
 
@@ -629,7 +633,7 @@ class WebcamPanel(widgets.VBox):
         if name not in self._models:
             return
         try:
-            recognizer = EmotionRecognizer(self._models[name])
+            recognizer = _as_recognizer(self._models[name])
         except Exception as e:  # noqa: BLE001
             self._show_error(e)
             return

@@ -41,6 +41,11 @@ def test_notebook_panel_recognises_the_browser_camera(tmp_path):
             errors = page.locator(".jp-OutputArea-output .fer-error")
             assert errors.count() == 0, errors.first.inner_text()
             page.locator(".jp-OutputArea-output button", has_text="Stop").click()
+            # a page that is neither https nor localhost has no navigator.mediaDevices: the panel must say so
+            page.evaluate("Object.defineProperty(navigator, 'mediaDevices', {value: undefined, configurable: true})")
+            page.locator(".jp-OutputArea-output button", has_text="Start").click()
+            errors.first.wait_for(timeout=20000)
+            assert "https" in errors.first.inner_text() and "localhost" in errors.first.inner_text()
         except BaseException:
             screenshot(page, tmp_path / "failure.png")
             raise

@@ -295,9 +295,25 @@ def test_photo_panel_boxes_every_face(recognizer):
     assert "no face found" in panel.table.value
 
 
-def test_model_selector_lists_the_model_in_use(recognizer, model_path):
+def test_model_selector_switches_models_and_reports_bad_ones(model_path, tmp_path, monkeypatch):
+    other = save_model(build_lenet(filters=(4, 4), units=(8,)), tmp_path / "other.keras")
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    monkeypatch.setattr("fer_utils.webcam.shipped_models", lambda: {"tiny": model_path, "other": other,
+                                                                   "broken": broken})
+    panel = WebcamPanel("browser")  # None: the first (best) shipped model
+    assert panel.model_select.value == "tiny" and [v for _, v in panel.model_select.options] == ["tiny", "other",
+                                                                                                  "broken"]
+    first = panel.recognizer
+    panel.model_select.value = "other"
+    assert panel.recognizer is not first and panel.recognizer.model.count_params() < first.model.count_params()
+    replies = send_frames(panel, [make_clip_frame(0)])
+    assert replies[0]["faces"] and "error" not in replies[0]
+    current = panel.recognizer
+    panel.model_select.value = "broken"
+    assert panel.recognizer is current and "corrupt" in panel.message.value
     panel = WebcamPanel("browser", str(model_path))
-    assert panel.model_select.value == "tiny" and "tiny" in [v for _, v in panel.model_select.options]
+    assert panel.model_select.value == "tiny"
 
 
 # ----------------------------------------------------------------------------------------------- notebook
