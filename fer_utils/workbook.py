@@ -14,6 +14,8 @@ from fer_utils.loader import PROJECT_ROOT
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 RUNS = PROJECT_ROOT / "runs"
+# Headless runs have no browser and no camera: the webcam notebook plays its generated clip for a few seconds.
+HEADLESS_PARAMETERS = {"04_live_webcam.ipynb": {"SOURCE": "clip", "DURATION": 10}}
 
 
 def run_notebook(notebook: str | Path, out_dir: str | Path = RUNS, parameters: dict | None = None,
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     for nb in args.notebooks or sorted(NOTEBOOKS.glob("[0-9]*.ipynb")):
         print(f"running {nb.name} ...", flush=True)
-        print(f"  wrote {run_notebook(nb, args.out)} and its .html", flush=True)
+        print(f"  wrote {run_notebook(nb, args.out, HEADLESS_PARAMETERS.get(nb.name))} and its .html", flush=True)
     return 0
 
 

@@ -321,12 +321,12 @@ def test_model_selector_switches_models_and_reports_bad_ones(model_path, tmp_pat
 
 @pytest.mark.slow
 def test_notebook_runs_headless_on_the_clip(model_path, tmp_path):
-    from fer_utils.workbook import run_notebook
+    from fer_utils.workbook import HEADLESS_PARAMETERS, run_notebook
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
     assert "parameters" in nb.cells[[c.cell_type for c in nb.cells].index("code")].metadata.get("tags", [])
-    out = run_notebook(NOTEBOOK, tmp_path, {"SOURCE": "clip", "MODEL": str(model_path), "DURATION": 3}, html=False)
+    out = run_notebook(NOTEBOOK, tmp_path, {**HEADLESS_PARAMETERS[NOTEBOOK.name], "MODEL": str(model_path), "DURATION": 3}, html=False)
     executed = nbformat.read(out, as_version=4)
     text = json.dumps([c.get("outputs", []) for c in executed.cells])
     assert "Traceback" not in text and '"output_type": "error"' not in text
