@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,13 +248,16 @@ def analyze_video(source: str | os.PathLike | Iterable[np.ndarray], recognizer: 
         frames = (f for i, f in zip(range(max_frames), frames, strict=False))
         count = min(count, max_frames) if count else max_frames
     writer, tmp_video = None, None
-    rows = []
+    # growable C arrays, ~120 bytes a row: a long video's table grows by its data only, not by Python objects
+    ints, floats = array("q"), array("d")
     bar = _progress(count, progress)
     try:
         for index, frame, ids, faces in iter_analysis(frames, recognizer, color=color, detect_every=detect_every,
                                                        smoothing=smoothing, batch_frames=batch_frames):
             for fid, face in zip(ids, faces, strict=True):
-                rows.append((index, index / rate, fid, *face.box, *face.probabilities, face.emotion))
+                ints.extend((index, fid, *face.box))
+                floats.append(index / rate)
+                floats.extend(face.probabilities)
             if out is not None:
                 drawn = annotate(frame, faces, color, labels=[f"#{i}" for i in ids])
                 if writer is None:
@@ -272,10 +276,20 @@ def analyze_video(source: str | os.PathLike | Iterable[np.ndarray], recognizer: 
             writer.release()
         if tmp_video is not None and os.path.exists(tmp_video):
             os.unlink(tmp_video)
-    df = pd.DataFrame(rows, columns=COLUMNS).astype({"frame": int, "face_id": int, "x": int, "y": int, "w": int, "h": int})
+    df = _table(np.frombuffer(ints, np.int64).reshape(-1, 6), np.frombuffer(floats, np.float64).reshape(-1, 8))
     if table is not None:
         save_table(df, table)
     return df
+
+
+def _table(ints: np.ndarray, floats: np.ndarray) -> pd.DataFrame:
+    df = pd.DataFrame(ints, columns=["frame", "face_id", "x", "y", "w", "h"])
+    df.insert(1, "timestamp_s", floats[:, 0])
+    proba = floats[:, 1:]
+    for k, e in enumerate(EMOTIONS):
+        df[e] = proba[:, k]
+    df["emotion"] = np.array(EMOTIONS, dtype=object)[proba.argmax(axis=1)] if len(df) else np.array([], dtype=object)
+    return df[COLUMNS]
 
 
 def _progress(total, enabled):
