@@ -21,8 +21,9 @@ from fer_utils.loader import EMOTIONS, PROJECT_ROOT, SIDE
 MODELS = ("lenet", "vgg")
 
 
-def build_augmentation(strength: float = 1.0, seed: int = 0) -> keras.Sequential:
-    """Random horizontal flip, rotation, shift, zoom and contrast; identity outside training."""
+def build_augmentation(strength: float = 1.0, seed: int = 0, erasing: float = 0.0) -> keras.Sequential:
+    """Random horizontal flip, rotation, shift, zoom and contrast (and erasing, if asked); identity outside training."""
+    extra = [layers.RandomErasing(erasing, scale=(0.02, 0.2), value_range=(0, 1), seed=seed + 5)] if erasing else []
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=seed),  # the default also flips vertically: faces are never upside down
@@ -30,6 +31,7 @@ def build_augmentation(strength: float = 1.0, seed: int = 0) -> keras.Sequential
             layers.RandomTranslation(0.1 * strength, 0.1 * strength, fill_mode="nearest", seed=seed + 2),
             layers.RandomZoom(0.1 * strength, fill_mode="nearest", seed=seed + 3),
             layers.RandomContrast(0.2 * strength, value_range=(0, 1), seed=seed + 4),
+            *extra,
         ],
         name="augmentation",
     )
@@ -73,11 +75,14 @@ def build_lenet(filters: tuple[int, int] = (64, 128), units: tuple[int, ...] = (
 
 
 def build_vgg(filters: tuple[int, ...] = (64, 128, 256, 512), units: tuple[int, ...] = (512,), dropout: float = 0.4,
-              augment: float = 1.0, seed: int = 0) -> keras.Model:
-    """A VGG-style net: per stage two 3x3 conv + batch norm + ReLU, then max-pool; global average pool head."""
+              augment: float = 1.0, erasing: float = 0.0, seed: int = 0) -> keras.Model:
+    """A VGG-style net: per stage two 3x3 conv + batch norm + ReLU, then max-pool; global average pool head.
+
+    ``erasing`` is the share of training faces that get a random rectangle blanked (random erasing).
+    """
     inputs, x = _inputs()
     if augment:
-        x = build_augmentation(augment, seed)(x)
+        x = build_augmentation(augment, seed, erasing)(x)
     for f in filters:
         for _ in range(2):
             x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
