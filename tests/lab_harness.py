@@ -4,6 +4,7 @@ fake camera plays a .y4m clip. Never `playwright install`: Playwright drives the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -44,6 +45,12 @@ def jupyterlab(root: Path, scratch: Path, env: dict | None = None) -> Iterator[t
     dirs = {name: scratch / name for name in ("config", "runtime", "workspaces")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
+    # settings: start the notebook's kernel without asking (the "Select Kernel" dialog races Run All), no news
+    settings = dirs["config"] / "lab" / "user-settings" / "@jupyterlab"
+    for ext, name, value in (("notebook-extension", "tracker", {"autoStartDefaultKernel": True}),
+                             ("apputils-extension", "notification", {"fetchNews": "false"})):
+        (settings / ext).mkdir(parents=True, exist_ok=True)
+        (settings / ext / f"{name}.jupyterlab-settings").write_text(json.dumps(value))
     env = {**os.environ, **(env or {}), "JUPYTER_CONFIG_DIR": str(dirs["config"]),
            "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]), "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"])}
     log = open(scratch / "jupyterlab.log", "wb")  # noqa: SIM115 - closed below
@@ -100,26 +107,32 @@ def run_all_cells(page, base: str, token: str, notebook: str, timeout_s: float =
     page.goto(f"{base}/lab/tree/{notebook}?token={token}", timeout=timeout_s * 1000)
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=timeout_s * 1000)
     _wait(page, timeout_s, "ready")
-    for _ in range(3):  # a click racing a closing dialog or a re-render is lost: retry until cells start
-        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).first.click()
-        started = "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]" \
-                  ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
+    started = "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]" \
+              ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
+    for attempt in range(5):  # a click racing a dialog or a re-render is lost: retry until cells start
+        _accept_dialog(page)
         try:
+            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click(timeout=5000)
+            page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).first.click(timeout=5000)
             page.wait_for_function(started, timeout=15000, polling=250)
             break
         except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
+            if attempt == 4:
+                raise
             page.keyboard.press("Escape")
     _wait(page, timeout_s, "done")
 
 
 def _wait(page, timeout_s: float, until: str) -> None:
-    """Until the kernel is idle ("ready") or every code cell has run ("done"); accepts the kernel dialog."""
+    """Until the kernel is idle ("ready") or every code cell has run ("done"); accepts the kernel dialog.
+
+    "ready" must hold for 2 s in a row: JupyterLab may start a second kernel and swap to it just after opening a
+    notebook, and cells sent before the swap are lost.
+    """
     deadline = time.monotonic() + timeout_s
+    stable_since = None
     while True:
-        dialog = page.locator(".jp-Dialog button.jp-mod-accept")
-        if dialog.count():  # "Select Kernel" (JupyterLab asks when it opens a notebook before kernels are listed)
-            dialog.first.click()
+        _accept_dialog(page)
         state = page.evaluate(
             """() => {
                 const s = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
@@ -128,11 +141,27 @@ def _wait(page, timeout_s: float, until: str) -> None:
                 return {idle: !!s && s.getAttribute('data-status') === 'idle',
                         done: prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p))};
             }""")
-        if state["idle"] and (until == "ready" or state["done"]):
+        if state["idle"] and until == "done" and state["done"]:
             return
+        if state["idle"] and until == "ready":
+            stable_since = stable_since or time.monotonic()
+            if time.monotonic() - stable_since >= 2:
+                return
+        else:
+            stable_since = None
         if time.monotonic() > deadline:
             raise TimeoutError(f"JupyterLab notebook not {until} within {timeout_s} s: {state}")
-        time.sleep(0.5)
+        time.sleep(0.25)
+
+
+def _accept_dialog(page) -> None:
+    """Accept JupyterLab's "Select Kernel" dialog (it may pop up while a notebook opens) if it is showing."""
+    dialog = page.locator(".jp-Dialog button.jp-mod-accept")
+    if dialog.count():
+        try:
+            dialog.first.click(timeout=2000)
+        except Exception:  # noqa: BLE001 - it closed by itself meanwhile
+            pass
 
 
 def output_text(page, selector: str) -> str:
