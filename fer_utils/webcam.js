@@ -22,17 +22,21 @@ function render({ model, el }) {
   video.muted = true;
   video.playsInline = true;
   video.autoplay = true;
-  const view = document.createElement("canvas"); // what the user sees: video frame + boxes
-  view.className = "fer-webcam-view";
+  video.className = "fer-webcam-video";
+  // the boxes live on a transparent canvas over the video, redrawn only when the kernel answers: the browser
+  // composites the video itself, so no full frame is painted by script
+  const overlay = document.createElement("canvas");
+  overlay.className = "fer-webcam-overlay";
+  const stage = document.createElement("div");
+  stage.className = "fer-webcam-stage";
+  stage.append(video, overlay);
   const note = document.createElement("div");
   note.className = "fer-webcam-note";
-  root.append(view, note);
+  root.append(stage, note);
   el.append(root);
 
   const grab = document.createElement("canvas"); // the frame sent to the kernel
   let stream = null;
-  let faces = [];
-  let facesSize = [1, 1];
   let inFlight = new Map(); // frame id -> performance.now() when captured
   let nextId = 0;
   let lastSent = 0;
@@ -94,7 +98,7 @@ function render({ model, el }) {
     stream = null;
     video.srcObject = null;
     inFlight.clear();
-    faces = [];
+    drawFaces([], [1, 1]);
     schedule(); // a stopped video calls no frame callback: back to screen refreshes
   }
 
@@ -125,8 +129,8 @@ function render({ model, el }) {
     );
   }
 
-  // Redraw (and maybe send) once per new camera frame where the browser can tell (requestVideoFrameCallback),
-  // else once per screen refresh: drawing at 60 Hz a 30 fps camera only burns the CPU the kernel needs.
+  // Look for a frame to send once per new camera frame where the browser can tell (requestVideoFrameCallback),
+  // else once per screen refresh.
   // Exactly one pending callback at any time: schedule() cancels the other kind before asking for one.
   function schedule() {
     cancelAnimationFrame(raf);
@@ -149,22 +153,26 @@ function render({ model, el }) {
     const fps = model.get("max_fps");
     // 0.8: camera frames jitter around 1000/fps ms apart; an exact test would skip every other one
     if (inFlight.size < model.get("max_in_flight") && (!fps || now - lastSent >= 800 / fps)) send(now);
+  }
 
-    if (view.width !== video.videoWidth) view.width = video.videoWidth;
-    if (view.height !== video.videoHeight) view.height = video.videoHeight;
-    const ctx = view.getContext("2d");
-    ctx.drawImage(video, 0, 0, view.width, view.height);
-    const sx = view.width / facesSize[0];
-    const sy = view.height / facesSize[1];
-    ctx.lineWidth = Math.max(2, view.width / 320);
-    ctx.font = `${Math.max(14, Math.round(view.width / 32))}px sans-serif`;
+  function drawFaces(faces, size) {
+    const w = video.videoWidth || 640;
+    const h = video.videoHeight || 480;
+    if (overlay.width !== w) overlay.width = w;
+    if (overlay.height !== h) overlay.height = h;
+    const ctx = overlay.getContext("2d");
+    ctx.clearRect(0, 0, w, h);
+    const sx = w / size[0];
+    const sy = h / size[1];
+    ctx.lineWidth = Math.max(2, w / 320);
+    const th = Math.max(14, Math.round(w / 32));
+    ctx.font = `${th}px sans-serif`;
     for (const f of faces) {
-      const [x, y, w, h] = f.box;
+      const [x, y, bw, bh] = f.box;
       ctx.strokeStyle = "#22dd55";
-      ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
+      ctx.strokeRect(x * sx, y * sy, bw * sx, bh * sy);
       const text = `${f.emotion} ${f.score.toFixed(2)}`;
       const tw = ctx.measureText(text).width;
-      const th = parseInt(ctx.font, 10);
       const ty = Math.max(th + 4, y * sy);
       ctx.fillStyle = "#22dd55";
       ctx.fillRect(x * sx, ty - th - 4, tw + 8, th + 4);
@@ -178,8 +186,7 @@ function render({ model, el }) {
     const t = inFlight.get(msg.id);
     inFlight.delete(msg.id);
     if (t !== undefined) lastLatency = performance.now() - t;
-    faces = msg.faces || [];
-    facesSize = [msg.width || 1, msg.height || 1];
+    if (stream) drawFaces(msg.faces || [], [msg.width || 1, msg.height || 1]);
   });
 
   const onRunning = () => (model.get("running") ? start() : stop());

@@ -27,7 +27,7 @@ def test_notebook_panel_recognises_the_browser_camera(tmp_path):
         try:
             run_all_cells(page, base, token, name)
             assert page.locator(".jp-OutputArea-output .fer-photo-result").count() == 1, "the photo cell ran"
-            assert page.locator(".jp-OutputArea-output .fer-webcam canvas").count() == 1, "anywidget view rendered"
+            assert page.locator(".jp-OutputArea-output .fer-webcam video").count() == 1, "anywidget view rendered"
             page.locator(".jp-OutputArea-output button", has_text="Start").click()
             status, deadline = None, time.monotonic() + 90
             while time.monotonic() < deadline:
@@ -38,6 +38,10 @@ def test_notebook_panel_recognises_the_browser_camera(tmp_path):
             assert status is not None, "the panel's status line is missing"
             assert status["faces"] >= 1 and status["emotion"] in EMOTIONS and 0 < status["score"] <= 1
             assert status["fps"] > 0 and status["latency_ms"] > 0
+            drawn = page.locator(".jp-OutputArea-output .fer-webcam-overlay").evaluate(
+                "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((v, i) => i % 4 == 3 && v)"
+                ".length")
+            assert drawn > 100, "the browser draws the kernel's boxes over the video"
             errors = page.locator(".jp-OutputArea-output .fer-error")
             assert errors.count() == 0, errors.first.inner_text()
             page.locator(".jp-OutputArea-output button", has_text="Stop").click()
