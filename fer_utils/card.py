@@ -11,10 +11,10 @@ import io
 import json
 import os
 import shlex
-import tempfile
 from contextlib import redirect_stdout
 from pathlib import Path
 
+from fer_utils.atomic import write_atomic
 from fer_utils.evaluation import evaluate
 from fer_utils.loader import EMOTIONS, FERData
 from fer_utils.models import load_model, read_info
@@ -59,8 +59,8 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str = "Publi
         "results": {"plain": plain, "tta": tta},
         "ablation": ablation or [],
     }
-    _write_atomic(model_path.with_suffix(".json"), json.dumps(card, indent=1))
-    _write_atomic(model_path.with_suffix(".md"), _markdown(card, summary.getvalue()))
+    write_atomic(model_path.with_suffix(".json"), json.dumps(card, indent=1))
+    write_atomic(model_path.with_suffix(".md"), _markdown(card, summary.getvalue()))
     return card
 
 
@@ -125,9 +125,3 @@ def reproduce(models_dir: str | os.PathLike, data: FERData, out_dir: str | os.Pa
               f"(difference {got['accuracy'] - want['accuracy']:+.4f})", flush=True)
     return rows
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

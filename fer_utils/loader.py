@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import io
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -404,12 +403,11 @@ def _read_cache(cache_file: Path, fingerprint: str, src: Path) -> FERData | None
 
 
 def _write_cache(cache_file: Path, fingerprint: str, data: FERData) -> None:
+    from fer_utils.atomic import atomic_path
+
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp.npz")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(cache_file) as tmp:
             # Uncompressed: FER faces compress ~2x but zlib would make every cached load 10x slower.
-            np.savez(f, images=data.images, emotions=data.emotions, splits=data.splits, fingerprint=np.array(fingerprint))
-        os.replace(tmp, cache_file)
+            np.savez(tmp, images=data.images, emotions=data.emotions, splits=data.splits, fingerprint=np.array(fingerprint))
     except OSError as e:
         print(f"warning: could not write the cache {cache_file} ({e}); loading will stay slow.")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import keras
 from keras import layers
 
+from fer_utils.atomic import atomic_path
 from fer_utils.loader import EMOTIONS, PROJECT_ROOT, SIDE
 
 MODELS = ("lenet", "vgg")
@@ -133,17 +133,10 @@ def save_model(model: keras.Model, path: str | os.PathLike, info: dict | None = 
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"path {str(path)!r} must end in .keras (Keras 3 format)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as z:
             z.writestr(INFO_NAME, json.dumps(info or {}, indent=1, default=_json_default))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -12,13 +12,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from fer_utils.atomic import write_atomic
 from fer_utils.loader import EMOTIONS, FERData
 from fer_utils.models import build_model, count_flops, load_model, save_model
 
@@ -136,7 +136,7 @@ def train(
                 state["best_val_accuracy"], state["best_epoch"] = val_acc, epoch + 1
                 save_model(net, ckpt / "best.keras")
             save_model(net, ckpt / "last.keras")
-            _write_json(ckpt / "state.json", state)  # written last: it vouches for the two files above
+            write_atomic(ckpt / "state.json", json.dumps(state, indent=1))  # written last: it vouches for the two files above
             if verbose:
                 print(
                     f"epoch {epoch + 1}/{epochs}: train acc {state['history']['accuracy'][-1]:.4f}, "
@@ -179,13 +179,6 @@ def _read_state(ckpt: Path, recipe: dict) -> dict | None:
             f"pass the same arguments to resume, or delete {ckpt} to start over"
         )
     return state
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def _sha256(source: str) -> str | None:

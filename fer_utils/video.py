@@ -8,7 +8,6 @@ on every N-th frame and faces are followed in between by template matching, whic
 from __future__ import annotations
 
 import os
-import tempfile
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer_utils.atomic import atomic_path, temp_beside
 from fer_utils.detector import to_gray
 from fer_utils.loader import EMOTIONS
 from fer_utils.recognizer import EmotionRecognizer, Face, annotate
@@ -301,8 +301,7 @@ def _progress(total, enabled):
 
 
 def _open_writer(path: Path, fps: float, shape) -> tuple[cv2.VideoWriter, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
+    tmp = temp_beside(path)
     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if path.suffix.lower() == ".mp4" else "MJPG"))
     writer = cv2.VideoWriter(tmp, fourcc, fps, (shape[1], shape[0]))
     if not writer.isOpened():
@@ -311,33 +310,17 @@ def _open_writer(path: Path, fps: float, shape) -> tuple[cv2.VideoWriter, str]:
     return writer, tmp
 
 
-def _temp_beside(path: Path) -> str:
-    """A temp file next to ``path`` (same suffix, so writers pick the right format) with normal permissions."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; the output is for the user to share
-    return tmp
-
-
 def save_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Save a DataFrame as .csv or .parquet atomically (temp file, then rename)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise ValueError(f"table {str(path)!r} must end in .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
-    try:
+    with atomic_path(path) as tmp:
         if suffix == ".csv":
             df.to_csv(tmp, index=False)
         else:
             df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -16,7 +16,6 @@ import atexit
 import functools
 import os
 import platform
-import tempfile
 import threading
 import time
 import weakref
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 import traitlets
 
+from fer_utils.atomic import atomic_path, write_atomic
 from fer_utils.loader import EMOTIONS, PROJECT_ROOT
 from fer_utils.models import shipped_models
 from fer_utils.recognizer import EmotionRecognizer, Face, annotate, read_image
@@ -111,10 +111,7 @@ def save_clip(path: str | os.PathLike, n_frames: int = 90, width: int = 640, hei
     suffix = path.suffix.lower()
     if suffix not in (".y4m", ".avi", ".mp4"):
         raise ValueError(f"clip path {str(path)!r} must end in .y4m, .avi or .mp4")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if suffix == ".y4m":
             with open(tmp, "wb") as f:
                 f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
@@ -129,10 +126,6 @@ def save_clip(path: str | os.PathLike, n_frames: int = 90, width: int = 640, hei
             for i in range(n_frames):
                 writer.write(make_clip_frame(i, width, height, n_frames))
             writer.release()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -305,19 +298,6 @@ def _jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
     if not ok:
         raise ValueError("could not encode the frame as JPEG")
     return buf.tobytes()
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def main_face(faces: list[Face]) -> Face | None:
@@ -520,7 +500,7 @@ class WebcamPanel(widgets.VBox):
         ok, buf = cv2.imencode(".png", annotate(frame, faces))
         if not ok:
             raise ValueError("could not encode the snapshot as PNG")
-        _write_atomic(path, buf.tobytes())
+        write_atomic(path, buf.tobytes())
         self.message.value = f"saved snapshot <code>{path}</code>"
         return path
 
