@@ -8,6 +8,8 @@ import sys
 
 from fer_utils.loader import FERDataError
 
+DATA_HELP = "FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)"
+
 
 def cmd_info(args) -> int:
     from fer_utils.audit import find_duplicates
@@ -144,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="accuracy, macro-F1, per-emotion metrics and confusion matrix")
     s.add_argument("--model", required=True)
-    s.add_argument("--data", help="FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)")
+    s.add_argument("--data", help=DATA_HELP)
     s.add_argument("--split", default="PublicTest", choices=["Training", "PublicTest", "PrivateTest", "Test"])
     s.add_argument("--tta", action="store_true", help="average with the mirrored faces")
     s.add_argument("--json", action="store_true")
@@ -168,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("card", help="evaluate a trained model and write its model card (models/NAME.md and .json)")
     s.add_argument("model")
-    s.add_argument("--data", help="FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)")
+    s.add_argument("--data", help=DATA_HELP)
     s.add_argument("--split", default="PublicTest")
     s.add_argument("--ablation", help="a JSON file: a list of rows for the card's ablation table")
     s.set_defaults(func=cmd_card)

@@ -66,8 +66,11 @@ class FERData:
         unknown = [n for n in names if n not in self.split_names]
         if unknown:
             raise KeyError(f"split {unknown[0]!r} is not in this data; it has {self.split_names}")
-        mask = np.isin(self.splits, names)
-        return FERData(self.images[mask], self.emotions[mask], self.splits[mask], self.source, self.synthetic, self.notes)
+        return self.take(np.isin(self.splits, names))
+
+    def take(self, rows: np.ndarray) -> FERData:
+        """The rows selected by a boolean mask or an index array, with the same source and labels."""
+        return FERData(self.images[rows], self.emotions[rows], self.splits[rows], self.source, self.synthetic, self.notes)
 
     def counts(self) -> pd.DataFrame:
         """Table 1: faces per emotion (rows) and split (columns), with totals."""

@@ -39,8 +39,7 @@ def validation_split(data: FERData, seed: int = 0) -> tuple[FERData, FERData]:
     rng = np.random.default_rng(seed)
     hold = np.zeros(len(train), bool)
     hold[rng.permutation(len(train))[: max(1, len(train) // 10)]] = True
-    part = lambda m: FERData(train.images[m], train.emotions[m], train.splits[m], train.source, train.synthetic)  # noqa: E731
-    return part(~hold), part(hold)
+    return train.take(~hold), train.take(hold)
 
 
 def class_weights(emotions: np.ndarray, mode: str | None) -> dict[int, float] | None:
@@ -122,7 +121,7 @@ def train(
             h = net.fit(
                 train_part.images[order], y_train[order], batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
                 shuffle=False, validation_data=(val_part.images, y_val), class_weight=weights,
-                verbose=verbose if verbose != 1 else 1,
+                verbose=verbose,
             )
             seconds = time.perf_counter() - t0
             for k, v in h.history.items():
