@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from fer_utils.detector import DEFAULT_DETECTOR, DETECTORS
 from fer_utils.loader import FERDataError
 
 DATA_HELP = "FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)"
@@ -185,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _recognizer_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model", help="a .keras model (default: the best shipped model)")
-    s.add_argument("--detector", default="haar", choices=["haar", "mtcnn"])
+    s.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS,
+                   help="haar (default), blazeface (fast; faces of 1/4 of the frame or more) or mtcnn")
     s.add_argument("--largest-only", action="store_true", help="only the largest face of each frame")
     s.add_argument("--min-face-size", type=int, default=40, help="ignore faces smaller than this (pixels)")
 

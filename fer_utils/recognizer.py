@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fer_utils.detector import Detector, as_uint8, build_detector, crop_faces, to_bgr, to_gray
+from fer_utils.detector import DEFAULT_DETECTOR, Detector, as_uint8, build_detector, crop_faces, to_bgr, to_gray
 from fer_utils.loader import EMOTIONS, SIDE
 from fer_utils.models import default_model_path, load_model
 
@@ -55,14 +55,14 @@ class EmotionRecognizer:
 
     Args:
         model: a ``.keras`` path, a ``keras.Model``, or None for the best shipped model (``default_model_path()``).
-        detector: ``"haar"`` (default), ``"mtcnn"`` or a :class:`~fer_utils.detector.Detector`.
+        detector: ``"haar"`` (default), ``"blazeface"`` (fast, for large faces), ``"mtcnn"`` or a :class:`~fer_utils.detector.Detector`.
         largest_only: keep only the largest face of each frame.
         min_face_size: ignore faces smaller than this many pixels (box side).
         margin: extra border around each box, as a fraction of its side, when cropping (0 = FER2013 framing).
         align: level the eyes before classifying (needs a detector with landmarks: ``"mtcnn"``).
     """
 
-    def __init__(self, model: str | os.PathLike | keras.Model | None = None, detector: str | Detector = "haar", *,
+    def __init__(self, model: str | os.PathLike | keras.Model | None = None, detector: str | Detector = DEFAULT_DETECTOR, *,
                  largest_only: bool = False, min_face_size: int = 40, margin: float = 0.0, align: bool = False):
         if model is None:
             model = default_model_path()

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.atomic import atomic_path, temp_beside
-from fer_utils.detector import to_gray
+from fer_utils.detector import DEFAULT_DETECTOR, to_gray
 from fer_utils.loader import EMOTIONS
 from fer_utils.recognizer import EmotionRecognizer, Face, annotate
 
@@ -227,7 +227,7 @@ def iter_analysis(frames: Iterable[np.ndarray], recognizer: EmotionRecognizer, *
 
 
 def analyze_video(source: str | os.PathLike | Iterable[np.ndarray], recognizer: EmotionRecognizer | None = None, *,
-                  model=None, detector: str = "haar", color: str = "bgr", fps: float | None = None,
+                  model=None, detector: str = DEFAULT_DETECTOR, color: str = "bgr", fps: float | None = None,
                   detect_every: int = 1, smoothing: float = 0.0, largest_only: bool = False, min_face_size: int = 40,
                   out: str | os.PathLike | None = None, table: str | os.PathLike | None = None,
                   progress: bool = True, max_frames: int | None = None, batch_frames: int = 4) -> pd.DataFrame:

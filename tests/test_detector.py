@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_utils.detector import HaarDetector, build_detector, crop_faces, to_gray
+from fer_utils.detector import DETECTORS, BlazeFaceDetector, HaarDetector, build_detector, crop_faces, to_gray
 from fer_utils.scenes import astronaut_bgr, cluttered_background, lfw_faces, make_scene, paste_face
 from fer_utils.video import iou
 
@@ -17,7 +17,7 @@ ASTRONAUT_FACE = np.array([[177, 66, 95, 95]])  # Haar box at full resolution, c
 
 @pytest.fixture(scope="module")
 def detectors():
-    return {"haar": build_detector("haar"), "mtcnn": build_detector("mtcnn")}
+    return {name: build_detector(name) for name in DETECTORS}
 
 
 def matched(truth: np.ndarray, found: np.ndarray, min_iou: float = 0.4) -> np.ndarray:
@@ -27,7 +27,7 @@ def matched(truth: np.ndarray, found: np.ndarray, min_iou: float = 0.4) -> np.nd
     return iou(truth, found).max(axis=1) >= min_iou
 
 
-@pytest.mark.parametrize("name", ["haar", "mtcnn"])
+@pytest.mark.parametrize("name", DETECTORS)
 def test_finds_the_astronaut(detectors, name):
     boxes = detectors[name].detect(astronaut_bgr())
     assert boxes.dtype.kind == "i" and boxes.shape == (1, 4)
@@ -35,16 +35,17 @@ def test_finds_the_astronaut(detectors, name):
     assert boxes[0, 2] == boxes[0, 3], "boxes are square, like FER2013 crops"
 
 
-@pytest.mark.parametrize("name, seeds", [("haar", range(6)), ("mtcnn", range(2))])
-def test_misses_no_face_in_a_cluttered_scene(detectors, name, seeds):
+@pytest.mark.parametrize("name, seeds, size", [("blazeface", range(6), 384), ("haar", range(6), 640), ("mtcnn", range(2), 640)])
+def test_misses_no_face_in_a_cluttered_scene(detectors, name, seeds, size):
+    # blazeface sees the frame at 192 px: its scene is smaller, so faces are 1/4 to 1/3 of it, as in a webcam
     for seed in seeds:
-        frame, truth = make_scene(4, seed=seed)
+        frame, truth = make_scene(4 if size == 640 else 2, height=size * 3 // 4, width=size, seed=seed)
         found = detectors[name].detect(frame)
         assert matched(truth, found).all(), f"seed {seed}: missed {truth[~matched(truth, found)]}"
         assert len(found) <= len(truth) + 1
 
 
-@pytest.mark.parametrize("name", ["haar", "mtcnn"])
+@pytest.mark.parametrize("name", DETECTORS)
 def test_no_face_gives_empty_boxes(detectors, name):
     for image in (cluttered_background(seed=3), np.zeros((480, 640, 3), np.uint8), np.full((10, 10), 200, np.uint8)):
         boxes = detectors[name].detect(image)
@@ -74,14 +75,16 @@ def test_huge_frame_maps_boxes_back(detectors):
         assert matched(truth, boxes).all(), (name, boxes)
 
 
-def test_min_size_is_respected():
-    frame = cluttered_background(seed=2)
-    small = np.array([paste_face(frame, lfw_faces()[1], 100, 100, 60)])
-    big = np.array([paste_face(frame, lfw_faces()[0], 350, 150, 140)])
-    for name in ("haar", "mtcnn"):
-        assert matched(np.concatenate([small, big]), build_detector(name, min_size=40).detect(frame)).all(), name
-        found = build_detector(name, min_size=100).detect(frame)
-        assert matched(big, found).all() and not matched(small, found).any(), name
+@pytest.mark.parametrize("name", DETECTORS)
+def test_min_size_is_respected(name):
+    # a 640x480 frame, or for blazeface (which needs faces of 1/4 of the frame) a 320x240 one
+    wide = name != "blazeface"
+    frame = cluttered_background(480 if wide else 240, 640 if wide else 320, seed=2)
+    small = np.array([paste_face(frame, lfw_faces()[1], 100 if wide else 10, 100 if wide else 60, 60 if wide else 70)])
+    big = np.array([paste_face(frame, lfw_faces()[0], 350 if wide else 150, 150 if wide else 50, 140)])
+    assert matched(np.concatenate([small, big]), build_detector(name, min_size=40).detect(frame)).all()
+    found = build_detector(name, min_size=100).detect(frame)
+    assert matched(big, found).all() and not matched(small, found).any()
 
 
 def test_bad_layouts_and_names_are_clear_errors():
@@ -96,8 +99,9 @@ def test_bad_layouts_and_names_are_clear_errors():
         build_detector("yolo")
 
 
-def test_haar_is_safe_across_threads():
-    det = HaarDetector()
+@pytest.mark.parametrize("make", [HaarDetector, BlazeFaceDetector])
+def test_detector_is_safe_across_threads(make):
+    det = make()
     frames = [make_scene(3, seed=s)[0] for s in range(4)]
     expected = [det.detect(f) for f in frames]
     results: dict[int, list] = {}
@@ -146,6 +150,33 @@ def test_alignment_levels_the_eyes():
     assert b - a > 5
     a, b = eye_rows(level[0])
     assert abs(b - a) < 1.5
+
+
+def test_blazeface_gives_level_eyes_and_finds_a_turned_face():
+    det = BlazeFaceDetector()
+    boxes, eyes = det.detect_landmarks(astronaut_bgr())
+    (lx, ly), (rx, ry) = eyes[0]
+    x, y, w, _ = boxes[0]
+    assert x < lx < rx < x + w, "eyes inside the box, image-left eye first"
+    assert abs(ry - ly) < 0.1 * w, "the astronaut holds her head level"
+    # the cameraman looks down and to the side: Haar's frontal cascade misses him, BlazeFace does not
+    from skimage.data import camera
+
+    cameraman = np.ascontiguousarray(camera())
+    assert len(HaarDetector().detect(cameraman)) == 0
+    found = det.detect(cameraman)
+    assert len(found) == 1 and iou(np.array([[195, 120, 80, 80]]), found)[0, 0] > 0.5, found
+
+
+def test_blazeface_missing_or_corrupt_model_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(BlazeFaceDetector, "MODEL", tmp_path / "gone.tflite")
+    with pytest.raises(FileNotFoundError, match="gone.tflite is missing"):
+        BlazeFaceDetector()
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model" * 100)
+    monkeypatch.setattr(BlazeFaceDetector, "MODEL", junk)
+    with pytest.raises(ValueError, match="junk.tflite could not be read"):
+        BlazeFaceDetector()
 
 
 def test_to_gray_matches_opencv():
