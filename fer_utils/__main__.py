@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_utils {info,train,evaluate,predict,video} ...`` (``--help`` on each)."""
+"""Command line: ``python -m fer_utils {info,train,evaluate,card,ensemble,reproduce,predict,video} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -107,6 +107,15 @@ def cmd_card(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    from fer_utils.models import save_ensemble
+
+    info = save_ensemble(args.members, args.out)
+    print(f"saved {args.out}: the average of {', '.join(info['members'])} ({info['params']:,} parameters, "
+          f"{info['flops'] / 1e6:.0f} MFLOPs per face)")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     from fer_utils.card import reproduce
     from fer_utils.loader import load_fer2013
@@ -175,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="PublicTest")
     s.add_argument("--ablation", help="a JSON file: a list of rows for the card's ablation table")
     s.set_defaults(func=cmd_card)
+
+    s = sub.add_parser("ensemble", help="average saved models into one .keras model (then `card` it)")
+    s.add_argument("members", nargs="+", metavar="MODEL", help="two or more .keras models")
+    s.add_argument("--out", required=True, help="where to save, e.g. models/vgg8_lenet.keras")
+    s.set_defaults(func=cmd_ensemble)
 
     s = sub.add_parser("reproduce", help="retrain every carded model from its recipe and compare with its card")
     s.add_argument("--data", help="FER2013 path (default: $FER2013_PATH or data/)")

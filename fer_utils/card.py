@@ -54,6 +54,7 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str = "Publi
         "command": training_command(info, f"models/{model_path.name}") if info.get("recipe") else None,
         "train_seconds": info.get("train_seconds"),
         "best_epoch": info.get("best_epoch"),
+        "members": info.get("members"),
         "data": info.get("data"),
         "split": split,
         "results": {"plain": plain, "tta": tta},
@@ -75,9 +76,7 @@ def _markdown(card: dict, summary: str) -> str:
         f"({', '.join(EMOTIONS)}). Scaling and augmentation are layers of the model.",
         f"- Data: `{Path(d.get('source', '?')).name}` (sha256 `{d.get('sha256')}`), trained on the {d.get('n_train')} "
         f"Training faces, epoch selected on the {d.get('n_val')} PublicTest faces; PrivateTest never used.",
-        f"- Recipe: `{json.dumps(card['recipe'])}`",
-        f"- Command: `{card['command']}`",
-        f"- Training time on this 2-core CPU: {card['train_seconds'] / 60:.0f} min; best epoch {card['best_epoch']}.",
+        *(_recipe_lines(card) if card["recipe"] else _member_lines(card)),
         "",
         f"## Results on {card['split']} (n={plain['n']})",
         "",
@@ -101,6 +100,18 @@ def _markdown(card: dict, summary: str) -> str:
         lines.append("")
     lines += ["## Layers", "", "```", summary.strip(), "```", ""]
     return "\n".join(lines)
+
+
+def _recipe_lines(card: dict) -> list[str]:
+    return [f"- Recipe: `{json.dumps(card['recipe'])}`", f"- Command: `{card['command']}`",
+            f"- Training time on this 2-core CPU: {card['train_seconds'] / 60:.0f} min; best epoch {card['best_epoch']}."]
+
+
+def _member_lines(card: dict) -> list[str]:
+    members = ", ".join(f"`{m}`" for m in card["members"] or [])
+    return [f"- Ensemble: the average of the probabilities of {members} (their cards give their recipes), one file "
+            "and one call; made with `python -m fer_utils ensemble`.",
+            f"- Training time on this 2-core CPU: {card['train_seconds'] / 60:.0f} min for all members."]
 
 
 def reproduce(models_dir: str | os.PathLike, data: FERData, out_dir: str | os.PathLike) -> list[dict]:

@@ -101,6 +101,33 @@ def build_model(name: str, **kwargs) -> keras.Model:
     return builders[name](**kwargs)
 
 
+def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
+    """One model that averages the probabilities of ``members``: same uint8 input, one file, one call."""
+    names = [m.name for m in members]
+    if len(members) < 2 or len(set(names)) != len(names):
+        raise ValueError(f"members must be two or more models with distinct names; got {names}")
+    inputs = keras.Input((SIDE, SIDE), dtype="uint8", name="face")
+    return keras.Model(inputs, layers.Average(name="emotion")([m(inputs) for m in members]), name=name)
+
+
+def save_ensemble(member_paths: list[str | os.PathLike], out: str | os.PathLike) -> dict:
+    """Average the saved models at ``member_paths`` into one ``.keras`` file; returns the record stored inside."""
+    members = [load_model(p) for p in member_paths]
+    ensemble = build_ensemble(members)
+    infos = [read_info(p) for p in member_paths]
+    info = {
+        "model": "ensemble",
+        "members": [Path(p).name for p in member_paths],
+        "emotions": list(EMOTIONS),
+        "train_seconds": sum(i.get("train_seconds") or 0 for i in infos),
+        "params": int(ensemble.count_params()),
+        "flops": count_flops(ensemble),
+        "data": infos[0].get("data"),
+    }
+    save_model(ensemble, out, info)
+    return info
+
+
 def count_flops(model: keras.Model) -> int:
     """Multiply-accumulates x2 of one forward pass on one face (convolutions and dense layers)."""
     flops = 0
@@ -166,11 +193,18 @@ def _json_default(o):
 
 
 def shipped_models() -> dict[str, Path]:
-    """The trained models in ``models/``, best first (the flagship, then LeNet), by name."""
+    """The trained models in ``models/`` by name, best first: by the PublicTest accuracy of their cards."""
     folder = PROJECT_ROOT / "models"
     found = {p.stem: p for p in sorted(folder.glob("*.keras")) if not p.name.startswith(".")}
-    order = sorted(found, key=lambda name: (name.startswith("lenet"), name))
-    return {name: found[name] for name in order}
+    return {name: found[name] for name in sorted(found, key=lambda name: -_card_accuracy(found[name]))}
+
+
+def _card_accuracy(path: Path) -> float:
+    card = path.with_suffix(".json")
+    try:
+        return float(json.loads(card.read_text())["results"]["plain"]["accuracy"])
+    except (OSError, ValueError, KeyError, TypeError):  # no card yet, or not one of ours: after the carded ones
+        return -1.0
 
 
 def default_model_path() -> Path:

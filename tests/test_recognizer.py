@@ -155,8 +155,9 @@ def test_model_errors(tmp_path):
         EmotionRecognizer(bad)
 
 
-def test_mtcnn_with_alignment(tiny_model_path):
-    rec = EmotionRecognizer(tiny_model_path, detector="mtcnn", align=True)
+@pytest.mark.parametrize("detector", ["mtcnn", "blazeface"])
+def test_eye_landmarks_with_alignment(tiny_model_path, detector):
+    rec = EmotionRecognizer(tiny_model_path, detector=detector, align=True)
     faces = rec.predict(astronaut_bgr())
     assert len(faces) == 1 and iou(ASTRONAUT_FACE, np.array([faces[0].box]))[0, 0] > 0.6
     assert abs(faces[0].probabilities.sum() - 1) < 1e-5

@@ -178,8 +178,9 @@ def test_cli_predict_finds_the_astronaut(tiny_model_path, tmp_path, capsys):
     (face,) = result[str(image)]
     assert iou(np.array([[177, 66, 95, 95]]), np.array([face["box"]]))[0, 0] > 0.6
     assert face["emotion"] in EMOTIONS and abs(sum(face["probabilities"].values()) - 1) < 1e-5
-    assert main(["predict", str(image), "--model", str(tiny_model_path), "--detector", "mtcnn"]) == 0
-    assert "1 face" in capsys.readouterr().out
+    for detector in ("blazeface", "mtcnn"):
+        assert main(["predict", str(image), "--model", str(tiny_model_path), "--detector", detector]) == 0
+        assert "1 face" in capsys.readouterr().out
     assert main(["predict", str(tmp_path / "none.png"), "--model", str(tiny_model_path)]) == 2
     assert "none.png does not exist" in capsys.readouterr().err
 
