@@ -187,12 +187,19 @@ def gradcam(model: keras.Model, faces: np.ndarray, emotion: int | np.ndarray | N
     """Grad-CAM heatmaps, (N, 48, 48) in [0, 1], on the last conv layer, for ``emotion`` (default: the predicted one).
 
     ``emotion`` is one index for all faces or one per face. Augmentation layers are inactive (inference mode).
+    For an ensemble (:func:`fer_utils.models.build_ensemble`) it is the mean of its members' maps for the
+    ensemble's emotion.
     """
     import tensorflow as tf
 
     faces = np.asarray(faces)
     if faces.ndim != 3 or faces.shape[1:] != (48, 48):
         raise ValueError(f"faces must have shape (N, 48, 48); got {faces.shape}")
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if members and not any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers):
+        if emotion is None:
+            emotion = np.argmax(np.asarray(model(faces, training=False)), axis=1)
+        return np.mean([gradcam(m, faces, emotion) for m in members], axis=0)
     fmap, scores = _gradcam_layers(model)
     probe = keras.Model(model.input, [fmap, scores])
     with tf.GradientTape() as tape:

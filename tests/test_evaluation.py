@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from fer_utils import evaluation as ev
 from fer_utils.loader import EMOTIONS
-from fer_utils.models import build_lenet, save_model
+from fer_utils.models import build_ensemble, build_lenet, build_vgg, save_model
 from fer_utils.synthetic import make_synthetic
 
 
@@ -115,6 +115,13 @@ def test_gradcam_highlights_the_informative_region():
     assert cams[inside].mean() > 2 * cams[~inside].mean()
     with pytest.raises(ValueError, match="shape"):
         ev.gradcam(model, test[0])
+    # an ensemble has no conv layer of its own: its map is the mean of its members' maps
+    other = build_vgg(filters=(4, 8), units=(16,), dropout=0.0, augment=0)
+    other.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    other.fit(faces, emotions, epochs=6, batch_size=32, verbose=0)
+    both = build_ensemble([model, other])
+    expected = (cams + ev.gradcam(other, test[happy], emotion=3)) / 2
+    np.testing.assert_allclose(ev.gradcam(both, test[happy], emotion=3), expected, atol=1e-5)
 
 
 def test_gradcam_needs_a_conv_layer():
