@@ -2,8 +2,8 @@
 
 Three detectors whose models ship inside a wheel (nothing is downloaded at run time):
 
-- ``haar``: OpenCV 4's frontal-face Haar cascade, scanned on a downscaled frame. The default: it finds frontal faces down
-  to ``min_size`` pixels anywhere in the frame.
+- ``haar``: OpenCV 4's frontal-face Haar cascade, scanned on a downscaled frame. The default: it finds frontal
+  faces down to ``min_size`` pixels anywhere in the frame.
 - ``blazeface``: MediaPipe's full-range BlazeFace, a small CNN run by OpenCV's DNN module on the whole frame shrunk
   to 192x192; its weights ship in this package (``fer_utils/blazeface/``). Several times faster than Haar, finds
   turned and tilted faces Haar misses, gives eye landmarks. The live webcam uses it.
@@ -212,9 +212,10 @@ class BlazeFaceDetector(Detector):
         bgr = to_bgr(image, color)
         h, w = bgr.shape[:2]
         side = max(h, w)
-        square = np.zeros((side, side, 3), np.uint8)
-        square[:h, :w] = bgr
-        small = cv2.resize(square, (self.SIDE, self.SIDE), interpolation=cv2.INTER_AREA)
+        # shrink first, then pad to the square the model wants: padding the full frame would copy it once more
+        small = np.zeros((self.SIDE, self.SIDE, 3), np.uint8)
+        sh, sw = max(1, round(h * self.SIDE / side)), max(1, round(w * self.SIDE / side))
+        small[:sh, :sw] = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
         net = self._net()
         net.setInput(cv2.dnn.blobFromImage(small, 1 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True))
         scores, raw = (o[0] for o in net.forward(self._local.outputs))
