@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_utils {info,train,evaluate,card,ensemble,reproduce,predict,video} ...`` (``--help`` on each)."""
+"""Command line: ``python -m fer_utils {info,train,evaluate,card,ensemble,correct-priors,reproduce,predict,video} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from fer_utils.detector import DEFAULT_DETECTOR, DETECTORS
-from fer_utils.loader import FERDataError
+from fer_utils.loader import EMOTIONS, FERDataError
 
 DATA_HELP = "FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)"
 
@@ -116,6 +118,18 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
+def cmd_correct_priors(args) -> int:
+    from fer_utils.loader import load_or_synthesize
+    from fer_utils.models import correct_priors, load_model, read_info, save_model
+
+    train_part = load_or_synthesize(args.data).split("Training")
+    prior = np.bincount(train_part.emotions, minlength=len(EMOTIONS)) / len(train_part)
+    info = read_info(args.model) | {"prior_correction": {"tau": args.tau, "prior": prior.tolist()}}
+    save_model(correct_priors(load_model(args.model), prior, args.tau), args.out, info)
+    print(f"saved {args.out}: {args.model} with probabilities divided by the Training emotion shares ** {args.tau}")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     from fer_utils.card import reproduce
     from fer_utils.loader import load_fer2013
@@ -189,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("members", nargs="+", metavar="MODEL", help="two or more .keras models")
     s.add_argument("--out", required=True, help="where to save, e.g. models/vgg8_lenet.keras")
     s.set_defaults(func=cmd_ensemble)
+
+    s = sub.add_parser("correct-priors", help="answer rare emotions more often: divide probabilities by prior ** tau")
+    s.add_argument("model")
+    s.add_argument("--tau", type=float, required=True, help="0 = unchanged, 1 = full correction; choose on PublicTest")
+    s.add_argument("--data", help="the FER2013 whose Training emotion shares are the prior (default: as for train)")
+    s.add_argument("--out", required=True, help="where to save the corrected copy")
+    s.set_defaults(func=cmd_correct_priors)
 
     s = sub.add_parser("reproduce", help="retrain every carded model from its recipe and compare with its card")
     s.add_argument("--data", help="FER2013 path (default: $FER2013_PATH or data/)")

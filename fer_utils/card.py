@@ -17,7 +17,7 @@ from pathlib import Path
 from fer_utils.atomic import write_atomic
 from fer_utils.evaluation import evaluate
 from fer_utils.loader import EMOTIONS, FERData
-from fer_utils.models import load_model, read_info
+from fer_utils.models import correct_priors, load_model, read_info
 
 
 def training_command(info: dict, out: str) -> str:
@@ -55,6 +55,7 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str = "Publi
         "train_seconds": info.get("train_seconds"),
         "best_epoch": info.get("best_epoch"),
         "members": info.get("members"),
+        "prior_correction": info.get("prior_correction"),
         "data": info.get("data"),
         "split": split,
         "results": {"plain": plain, "tta": tta},
@@ -103,8 +104,14 @@ def _markdown(card: dict, summary: str) -> str:
 
 
 def _recipe_lines(card: dict) -> list[str]:
-    return [f"- Recipe: `{json.dumps(card['recipe'])}`", f"- Command: `{card['command']}`",
-            f"- Training time on this 2-core CPU: {card['train_seconds'] / 60:.0f} min; best epoch {card['best_epoch']}."]
+    lines = [f"- Recipe: `{json.dumps(card['recipe'])}`", f"- Command: `{card['command']}`",
+             f"- Training time on this 2-core CPU: {card['train_seconds'] / 60:.0f} min; best epoch {card['best_epoch']}."]
+    if card["prior_correction"]:
+        tau = card["prior_correction"]["tau"]
+        lines.append(f"- Prior correction: the trained model's probabilities divided by the Training emotion shares "
+                     f"to the power {tau} (`python -m fer_utils correct-priors MODEL --tau {tau}`), so rare emotions "
+                     "are answered more often.")
+    return lines
 
 
 def _member_lines(card: dict) -> list[str]:
@@ -128,7 +135,10 @@ def reproduce(models_dir: str | os.PathLike, data: FERData, out_dir: str | os.Pa
         train(r["model"], data, out, epochs=r["epochs"], batch_size=r["batch_size"], learning_rate=r["learning_rate"],
               weight_decay=r["weight_decay"], label_smoothing=r["label_smoothing"], class_weight=r["class_weight"],
               seed=r["seed"], mixed_precision=r["mixed_precision"], model_kwargs=r["model_kwargs"])
-        got = evaluate(load_model(out), data, card["split"])
+        model = load_model(out)
+        if card.get("prior_correction"):
+            model = correct_priors(model, card["prior_correction"]["prior"], card["prior_correction"]["tau"])
+        got = evaluate(model, data, card["split"])
         want = card["results"]["plain"]
         rows.append({"model": card["name"], "recorded_accuracy": want["accuracy"], "reproduced_accuracy": got["accuracy"],
                      "recorded_macro_f1": want["macro_f1"], "reproduced_macro_f1": got["macro_f1"]})

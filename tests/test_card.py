@@ -50,3 +50,35 @@ def test_ensemble_is_one_model_averaging_its_members(tmp_path, synthetic_small):
     assert card["members"] == ["lenet.keras", "vgg.keras"] and card["params"] == both.count_params()
     assert "average of the probabilities of `lenet.keras`, `vgg.keras`" in (tmp_path / "both.md").read_text()
     assert main(["ensemble", members[0], "--out", str(tmp_path / "one.keras")]) == 2  # one member is not an ensemble
+
+
+def test_prior_correction_divides_probabilities_by_the_prior(tmp_path, synthetic_small):
+    import numpy as np
+    import pytest
+
+    from fer_utils.__main__ import main
+    from fer_utils.models import build_ensemble, correct_priors, load_model
+
+    train("lenet", synthetic_small, tmp_path / "tiny.keras", epochs=1, model_kwargs={"filters": [4, 8], "units": [16]},
+          verbose=0)
+    model = load_model(tmp_path / "tiny.keras")
+    faces = synthetic_small.images[:32]
+    prior = np.array([0.14, 0.015, 0.14, 0.25, 0.17, 0.11, 0.175])
+    p = np.asarray(model(faces, training=False), np.float64)
+    q = np.asarray(correct_priors(model, prior, 1.0)(faces, training=False), np.float64)
+    expected = p / prior
+    np.testing.assert_allclose(q, expected / expected.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(correct_priors(model, prior, 0.0)(faces, training=False)), p, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model(faces, training=False)), p, atol=1e-7)  # the original is untouched
+    with pytest.raises(ValueError, match="positive emotion shares"):
+        correct_priors(model, prior[:6], 1.0)
+    other = load_model(tmp_path / "tiny.keras")
+    other.name = "other"
+    with pytest.raises(ValueError, match="not an ensemble"):
+        correct_priors(build_ensemble([model, other]), prior, 1.0)
+    out = tmp_path / "tiny_prior.keras"
+    assert main(["correct-priors", str(tmp_path / "tiny.keras"), "--tau", "0.5", "--data", "synthetic",
+                 "--out", str(out)]) == 0
+    card = write_card(out, synthetic_small)
+    assert card["prior_correction"]["tau"] == 0.5 and len(card["prior_correction"]["prior"]) == 7
+    assert "to the power 0.5" in (tmp_path / "tiny_prior.md").read_text()
