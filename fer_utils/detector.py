@@ -4,8 +4,8 @@ Three detectors whose models ship inside a wheel (nothing is downloaded at run t
 
 - ``haar``: OpenCV 4's frontal-face Haar cascade, scanned on a downscaled frame. The default: it finds frontal
   faces down to ``min_size`` pixels anywhere in the frame.
-- ``blazeface``: MediaPipe's full-range BlazeFace, a small CNN run by OpenCV's DNN module on the whole frame shrunk
-  to 192x192; its weights ship in this package (``fer_utils/blazeface/``). Several times faster than Haar, finds
+- ``blazeface``: MediaPipe's full-range BlazeFace, a small CNN run by LiteRT (TensorFlow Lite's runtime) on the whole
+  frame shrunk to 192x192; its weights ship in this package (``fer_utils/blazeface/``). Several times faster than Haar, finds
   turned and tilted faces Haar misses, gives eye landmarks. The live webcam uses it.
 - ``mtcnn``: the ``mtcnn`` package (TensorFlow). The slowest; robust to pose and light, with eye landmarks.
 
@@ -17,6 +17,7 @@ level the eyes.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -169,14 +170,15 @@ class MTCNNDetector(Detector):
 
 
 class BlazeFaceDetector(Detector):
-    """MediaPipe's full-range BlazeFace (192x192 input, 2,304 anchors) through ``cv2.dnn``, with eye landmarks.
+    """MediaPipe's full-range BlazeFace (192x192 input, 2,304 anchors) through LiteRT, with eye landmarks.
 
     The frame is padded to a square and shrunk to 192x192 in one resize. Real faces with their head around them
     are found down to about 45 px in a 640x480 frame (Grace Hopper's portrait pasted into clutter: 42 px; Haar
     needs 82), but bare face crops are not: of LFW's tight crops pasted into clutter it misses 13 of 80 at 90-140 px
     in 640x480 (Haar none) and 1 of 40 at 384x288.
     BlazeFace's box runs from brow to chin; it is mapped to the Haar framing FER2013 was cropped with
-    (:data:`FRAMING`). ``cv2.dnn.Net`` is not thread-safe, so each thread gets its own.
+    (:data:`FRAMING`). A LiteRT interpreter is not thread-safe, so each thread gets its own. LiteRT's XNNPACK kernels
+    run this model about 2.8 times faster than OpenCV's DNN module here.
     """
 
     SIDE = 192
@@ -196,17 +198,26 @@ class BlazeFaceDetector(Detector):
         yy, xx = np.meshgrid(centres, centres, indexing="ij")
         self._anchors = np.stack([xx.ravel(), yy.ravel()], 1)
         self._local = threading.local()
-        self._net()  # fail now, not on the first frame, if OpenCV cannot read the model
+        self._run(np.zeros((1, self.SIDE, self.SIDE, 3), np.float32))  # fail now if the model cannot be read
 
-    def _net(self) -> cv2.dnn.Net:
-        if not hasattr(self._local, "net"):
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (2304,), raw boxes and landmarks (2304, 16)) for one (1, 192, 192, 3) RGB input in [-1, 1]."""
+        if not hasattr(self._local, "interpreter"):
+            from ai_edge_litert.interpreter import Interpreter
+
             try:
-                self._local.net = cv2.dnn.readNetFromTFLite(str(self.MODEL))
-            except cv2.error as e:
-                raise ValueError(f"BlazeFace model {self.MODEL} could not be read ({str(e).strip()[-120:]}); "
+                interpreter = Interpreter(model_path=str(self.MODEL), num_threads=min(4, os.cpu_count() or 1))
+            except ValueError as e:
+                raise ValueError(f"BlazeFace model {self.MODEL} could not be read ({e}); "
                                  "reinstall fer_utils (pip install -e .) or use detector='haar'") from e
-            self._local.outputs = self._local.net.getUnconnectedOutLayersNames()
-        return self._local.net
+            interpreter.allocate_tensors()
+            self._local.interpreter = interpreter
+        interpreter = self._local.interpreter
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        outputs = [interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details()]
+        scores, raw = sorted(outputs, key=lambda o: o.shape[-1])  # (2304, 1) before (2304, 16)
+        return scores[:, 0], raw
 
     def detect_landmarks(self, image, color="bgr"):
         bgr = to_bgr(image, color)
@@ -216,12 +227,8 @@ class BlazeFaceDetector(Detector):
         small = np.zeros((self.SIDE, self.SIDE, 3), np.uint8)
         sh, sw = max(1, round(h * self.SIDE / side)), max(1, round(w * self.SIDE / side))
         small[:sh, :sw] = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
-        net = self._net()
-        net.setInput(cv2.dnn.blobFromImage(small, 1 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True))
-        scores, raw = (o[0] for o in net.forward(self._local.outputs))
-        if scores.shape[-1] != 1:  # output order is the model's, not ours
-            scores, raw = raw, scores
-        scores = 1 / (1 + np.exp(-np.clip(scores[:, 0].astype(np.float64), -50, 50)))
+        scores, raw = self._run((small[None, :, :, ::-1] / np.float32(127.5) - 1).astype(np.float32))  # BGR -> RGB
+        scores = 1 / (1 + np.exp(-np.clip(scores.astype(np.float64), -50, 50)))
         keep = np.flatnonzero(scores >= self.min_confidence)
         if len(keep) == 0:
             return np.empty((0, 4), int), np.empty((0, 2, 2))
