@@ -55,7 +55,7 @@ class EmotionRecognizer:
 
     Args:
         model: a ``.keras`` path, a ``keras.Model``, or None for the best shipped model (``default_model_path()``).
-        detector: ``"haar"`` (default), ``"blazeface"`` (fast, for large faces), ``"mtcnn"`` or a :class:`~fer_utils.detector.Detector`.
+        detector: ``"haar"`` (default), ``"blazeface"`` (fast; faces of 45 px or more), ``"mtcnn"`` or a :class:`~fer_utils.detector.Detector`.
         largest_only: keep only the largest face of each frame.
         min_face_size: ignore faces smaller than this many pixels (box side).
         margin: extra border around each box, as a fraction of its side, when cropping (0 = FER2013 framing).

@@ -331,7 +331,7 @@ class WebcamPanel(widgets.VBox):
     ``"clip"`` (a generated clip of a real face; needs no camera). ``model`` is a ``.keras`` path, a shipped
     model's name, a ``keras.Model``, an :class:`EmotionRecognizer`, or None for the best shipped model.
     ``detector`` is ``"blazeface"`` by default: live faces are large, and it leaves more of each frame's time to
-    the network than Haar; pass ``"haar"`` for faces smaller than a quarter of the frame.
+    the network than Haar; pass ``"haar"`` for faces under about 45 pixels.
     """
 
     def __init__(self, source: str = "browser", model=None, *, detector: str = "blazeface", video: str | os.PathLike | None = None,

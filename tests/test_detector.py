@@ -37,7 +37,8 @@ def test_finds_the_astronaut(detectors, name):
 
 @pytest.mark.parametrize("name, seeds, size", [("blazeface", range(6), 384), ("haar", range(6), 640), ("mtcnn", range(2), 640)])
 def test_misses_no_face_in_a_cluttered_scene(detectors, name, seeds, size):
-    # blazeface sees the frame at 192 px: its scene is smaller, so faces are 1/4 to 1/3 of it, as in a webcam
+    # blazeface sees the frame at 192 px and misses some of these bare LFW crops at 640x480 (not real heads with
+    # hair and ears around them): its scene is smaller, so the faces are 1/4 to 1/3 of it, as in a webcam
     for seed in seeds:
         frame, truth = make_scene(4 if size == 640 else 2, height=size * 3 // 4, width=size, seed=seed)
         found = detectors[name].detect(frame)
@@ -77,7 +78,7 @@ def test_huge_frame_maps_boxes_back(detectors):
 
 @pytest.mark.parametrize("name", DETECTORS)
 def test_min_size_is_respected(name):
-    # a 640x480 frame, or for blazeface (which needs faces of 1/4 of the frame) a 320x240 one
+    # a 640x480 frame, or for blazeface (which misses small bare LFW crops) a 320x240 one
     wide = name != "blazeface"
     frame = cluttered_background(480 if wide else 240, 640 if wide else 320, seed=2)
     small = np.array([paste_face(frame, lfw_faces()[1], 100 if wide else 10, 100 if wide else 60, 60 if wide else 70)])
