@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         model, label = model_path(args.model, tmp)
         print(f"model: {label}; frames 640x480 with one real face (scikit-image astronaut); {os.cpu_count()} CPUs")
-        recognizer = EmotionRecognizer(model)
+        recognizer = EmotionRecognizer(model, "blazeface")  # the panel's own detector
         base = bench_recognizer(recognizer, args.seconds / 2)
         print(f"baseline  recognizer.predict alone       {base:6.1f} fps")
         video = save_clip(tmp / "clip.avi", n_frames=150)
