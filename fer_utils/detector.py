@@ -212,11 +212,14 @@ class BlazeFaceDetector(Detector):
                                  "reinstall fer_utils (pip install -e .) or use detector='haar'") from e
             interpreter.allocate_tensors()
             self._local.interpreter = interpreter
+            self._local.input = interpreter.get_input_details()[0]["index"]
+            # output order is the file's: scores (2304, 1) first, then boxes and landmarks (2304, 16)
+            details = sorted(interpreter.get_output_details(), key=lambda d: d["shape"][-1])
+            self._local.outputs = [d["index"] for d in details]
         interpreter = self._local.interpreter
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.set_tensor(self._local.input, x)
         interpreter.invoke()
-        outputs = [interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details()]
-        scores, raw = sorted(outputs, key=lambda o: o.shape[-1])  # (2304, 1) before (2304, 16)
+        scores, raw = (interpreter.get_tensor(i)[0] for i in self._local.outputs)
         return scores[:, 0], raw
 
     def detect_landmarks(self, image, color="bgr"):
