@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--learning-rate", type=float, default=2e-3)
     s.add_argument("--class-weight", choices=["none", "balanced", "sqrt"], default="none")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16: ~1.6x faster on AVX512-BF16 CPUs")
+    s.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16: ~1.6x faster on AVX512-BF16/AMX CPUs, ~9x slower on others")
     s.add_argument("--model-kwargs", help='JSON, e.g. \'{"filters": [32, 64]}\'')
     s.add_argument("--synthetic-size", type=int, default=3500)
     s.add_argument("--verbose", type=int, default=2, help="0 silent, 1 progress bar, 2 one line per epoch")

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -29,6 +30,15 @@ LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-4
 LABEL_SMOOTHING = 0.1
 WARMUP_EPOCHS = 1
+
+
+def cpu_has_bf16() -> bool | None:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); None where /proc/cpuinfo is missing."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def validation_split(data: FERData, seed: int = 0) -> tuple[FERData, FERData]:
@@ -91,6 +101,10 @@ def train(
     )
     ckpt = Path(str(out) + ".ckpt")
     state = _read_state(ckpt, recipe)
+    if mixed_precision and cpu_has_bf16() is False:
+        # measured on an AVX-512 Xeon without BF16: 12.7 s per batch of 64 in mixed_bfloat16, 1.4 s in float32
+        warnings.warn("mixed_precision=True on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated and about 9x "
+                      "slower than float32 here; train without --mixed-precision on this machine", stacklevel=2)
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed_precision else "float32")
     try:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 
 import keras
@@ -109,3 +110,18 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     info = read_info(out)
     assert len(info["history"]["val_accuracy"]) == 25
     assert keras.models.load_model(out, safe_mode=True) is not None
+
+
+def test_mixed_precision_warns_on_a_cpu_without_bf16(tmp_path, monkeypatch):
+    import fer_utils.training as training
+
+    data = make_synthetic(n=70, seed=0)
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="without AVX512-BF16"):
+        train("lenet", data, tmp_path / "bf16.keras", epochs=1, mixed_precision=True, model_kwargs=TINY, verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after training
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train("lenet", data, tmp_path / "bf16b.keras", epochs=1, mixed_precision=True, model_kwargs=TINY, verbose=0)
+    assert not [w for w in caught if "AVX512-BF16" in str(w.message)]
