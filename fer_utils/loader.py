@@ -383,16 +383,20 @@ def _fingerprint(src: Path) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def _cache_path(src: Path) -> Path:
-    """Next to the source when that folder is writable, else under ``$FER_UTILS_CACHE_DIR`` or ``~/.cache``."""
+def cache_dir() -> Path:
+    """Where fer_utils keeps what it can rebuild: ``$FER_UTILS_CACHE_DIR``, else ``~/.cache/fer_utils``."""
     env = os.environ.get("FER_UTILS_CACHE_DIR")
-    if not env:
+    return Path(env) if env else Path.home() / ".cache" / "fer_utils"
+
+
+def _cache_path(src: Path) -> Path:
+    """Next to the source when that folder is writable, else in :func:`cache_dir`."""
+    if not os.environ.get("FER_UTILS_CACHE_DIR"):
         beside = src / ".fer_utils_cache.npz" if src.is_dir() else src.with_name(src.name + ".fer_utils_cache.npz")
         if os.access(beside.parent, os.W_OK):
             return beside
-    folder = Path(env) if env else Path.home() / ".cache" / "fer_utils"
     key = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:16]
-    return folder / f"{src.name}.{key}.npz"
+    return cache_dir() / f"{src.name}.{key}.npz"
 
 
 def _read_cache(cache_file: Path, fingerprint: str, src: Path) -> FERData | None:

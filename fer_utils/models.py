@@ -199,6 +199,16 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
         raise ValueError(f"model file {path} could not be loaded ({type(e).__name__}: {e}); retrain it or restore it") from e
 
 
+def export_litert(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Write the inference graph (uint8 (N, 48, 48) faces in, any N; probabilities out) as a LiteRT ``.tflite`` file,
+    atomically. LiteRT's XNNPACK kernels run one face 2-3x faster than TensorFlow on this CPU, with the same outputs
+    (to 1e-6).
+    """
+    with atomic_path(path) as tmp:
+        model.export(tmp, format="litert", verbose=False)
+    return Path(path)
+
+
 def read_info(path: str | os.PathLike) -> dict:
     """The training record saved inside a model file (empty for a model saved by plain Keras)."""
     with zipfile.ZipFile(path) as z:

@@ -161,3 +161,42 @@ def test_eye_landmarks_with_alignment(tiny_model_path, detector):
     faces = rec.predict(astronaut_bgr())
     assert len(faces) == 1 and iou(ASTRONAUT_FACE, np.array([faces[0].box]))[0, 0] > 0.6
     assert abs(faces[0].probabilities.sum() - 1) < 1e-5
+
+
+def test_litert_runtime_matches_tensorflow_and_caches_its_export(tiny_model_path, tmp_path, monkeypatch):
+    import fer_utils.recognizer as recognizer_module
+
+    monkeypatch.setenv("FER_UTILS_CACHE_DIR", str(tmp_path))
+    crops = np.random.default_rng(1).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    fast = EmotionRecognizer(tiny_model_path)
+    assert fast.runtime == "litert"
+    (exported,) = tmp_path.glob("*.tflite")
+    slow = EmotionRecognizer(tiny_model_path, runtime="tensorflow")
+    np.testing.assert_allclose(fast.classify(crops), slow.classify(crops), atol=1e-6)
+    np.testing.assert_allclose(fast.classify(crops), slow.model(crops, training=False).numpy(), atol=1e-6)
+
+    real_export = recognizer_module.export_litert
+
+    def no_export(*a, **k):
+        raise AssertionError("the cached export must be reused")
+
+    monkeypatch.setattr(recognizer_module, "export_litert", no_export)
+    np.testing.assert_allclose(EmotionRecognizer(tiny_model_path).classify(crops), slow.classify(crops), atol=1e-6)
+
+    exported.write_bytes(b"damaged")  # a damaged cache is made again, never trusted
+    monkeypatch.setattr(recognizer_module, "export_litert", real_export)
+    np.testing.assert_allclose(EmotionRecognizer(tiny_model_path).classify(crops), slow.classify(crops), atol=1e-6)
+    assert exported.stat().st_size > 1000
+    with pytest.raises(ValueError, match="runtime 'onnx' is unknown"):
+        EmotionRecognizer(tiny_model_path, runtime="onnx")
+
+
+def test_each_thread_gets_its_own_interpreter(recognizer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    crops = np.random.default_rng(2).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    expected = recognizer.classify(crops)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: recognizer.classify(crops), range(40)))
+    for got in results:
+        np.testing.assert_allclose(got, expected, atol=1e-6)
