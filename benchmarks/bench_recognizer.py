@@ -6,7 +6,8 @@
    and the webcam notebook's clip of one real face (the astronaut): frames per second of ours per model and
    detector (Haar, BlazeFace) vs `fer`'s ``detect_emotions`` (its TFLite default and its Keras path).
    Targets: >= 5x faster than fer, >= 30 fps with the best shipped model.
-2. Batch classification of face crops: faces per second per model vs `fer`'s per-face loop.
+2. Batch classification of face crops: faces per second per model vs `fer`'s per-face loop; and the best model's
+   network per call through each runtime of the recognizer (LiteRT, the default, vs TensorFlow's tf.function).
 3. Memory: peak RSS growth while analysing a generated 10-minute, 30 fps, 640x480 stream (frames are generated on
    the fly, so only the analysis holds memory), detector every 10 frames, tracking in between.
 
@@ -121,6 +122,17 @@ def faces_per_second(rec: EmotionRecognizer, crops: np.ndarray) -> float:
     return 3 * len(crops) / (time.perf_counter() - t)
 
 
+def classify_ms(rec: EmotionRecognizer, crops: np.ndarray, seconds: float = 1.0) -> float:
+    """Median milliseconds of one ``classify`` call on ``crops``, over about ``seconds``."""
+    rec.classify(crops)
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 5:
+        t = time.perf_counter()
+        rec.classify(crops)
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
 def run_fer(python: Path, frames, crops, repeats: int) -> dict | None:
     if not python.exists():
         print(f"fer baseline skipped: {python} not found (see this script's docstring to create /tmp/fervenv)")
@@ -232,6 +244,14 @@ def main() -> None:
         if fer:
             line += "  " + ", ".join(f"{per_s / fr['faces_per_s']:.1f}x {n}" for n, fr in fer.items())
         print(line)
+
+    print(f"\n2b. the network through each runtime ({best}; LiteRT is the recognizer's default)")
+    net = models[best] if not isinstance(models[best], str) else load_model(models[best])
+    per_runtime = {rt: EmotionRecognizer(net, runtime=rt).warmup() for rt in ("tensorflow", "litert")}
+    for n in (1, 2, 64):
+        ms = {rt: classify_ms(rec, crops[:n]) for rt, rec in per_runtime.items()}
+        print(f"  {n:2d} face(s) per call: tensorflow {ms['tensorflow']:6.2f} ms, litert {ms['litert']:6.2f} ms "
+              f"({ms['tensorflow'] / ms['litert']:.1f}x)")
 
     if args.long_minutes > 0:
         m = long_video_memory(next(iter(models.values())), args.long_minutes)

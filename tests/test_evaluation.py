@@ -195,3 +195,34 @@ def test_default_split_prefers_the_held_out_one():
     assert ev.default_split(data.split("Training", "PublicTest")) == "PublicTest"
     with pytest.raises(ValueError, match="no test split"):
         ev.default_split(data.split("Training"))
+
+
+def test_tta_views_are_the_mirror_and_two_pixel_shifts():
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    assert len(ev.tta_views(faces)) == 1 and np.array_equal(ev.tta_views(faces)[0], faces)
+    plain, mirror = ev.tta_views(faces, True)
+    assert np.array_equal(mirror, faces[:, :, ::-1]) and np.array_equal(plain, faces)
+    views = ev.tta_views(faces, "shift")
+    assert len(views) == 10 and all(v.shape == faces.shape and v.dtype == np.uint8 for v in views)
+    right = views[2]  # (dx, dy) = (2, 0): content moves 2 px right, the left edge column is replicated
+    assert np.array_equal(right[:, :, 2:], faces[:, :, :-2])
+    assert np.array_equal(right[:, :, 0], faces[:, :, 0]) and np.array_equal(right[:, :, 1], faces[:, :, 0])
+    down = views[6]  # (0, 2)
+    assert np.array_equal(down[:, 2:], faces[:, :-2])
+    assert np.array_equal(views[3], views[2][:, :, ::-1])
+    with pytest.raises(ValueError, match=r"tta must be False, True or one of \['flip', 'shift'\]; got 'crops'"):
+        ev.tta_views(faces, "crops")
+
+
+def test_shift_tta_averages_ten_predictions():
+    seen = []
+
+    class Recorder:
+        def predict(self, x, **_):
+            seen.append(x.copy())
+            return np.tile(np.eye(7)[len(seen) % 7], (len(x), 1))
+
+    faces = np.zeros((3, 48, 48), np.uint8)
+    proba = ev.predict_proba(Recorder(), faces, tta="shift")
+    assert len(seen) == 10
+    np.testing.assert_allclose(proba, np.tile(np.bincount(np.arange(1, 11) % 7, minlength=7) / 10, (3, 1)))
