@@ -248,10 +248,10 @@ def plot_reliability(emotions: np.ndarray, proba: np.ndarray, n_bins: int = 10, 
 
 
 def plot_tta(emotions: np.ndarray, proba: np.ndarray, proba_tta: np.ndarray, title: str = "") -> Figure:
-    """Recall per emotion and overall accuracy, without and with test-time augmentation (flip averaging)."""
+    """Recall per emotion and overall accuracy, without and with test-time augmentation."""
     emotions = np.asarray(emotions)
     rows = []
-    for name, p in (("off", proba), ("on (flip)", proba_tta)):
+    for name, p in (("off", proba), ("on", proba_tta)):
         correct = np.asarray(p).argmax(axis=1) == emotions
         rows += [{"emotion": e, "TTA": name, "recall": correct[emotions == i].mean()}
                  for i, e in enumerate(EMOTIONS) if (emotions == i).any()]

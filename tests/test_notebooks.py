@@ -83,9 +83,9 @@ def test_evaluation_runs(tmp_path, synthetic_only):
                             {"history": {"loss": [2.0, 1.8], "accuracy": [0.2, 0.3], "val_loss": [1.9, 1.85],
                                          "val_accuracy": [0.25, 0.27]}})
     nb = run("03_evaluation.ipynb", tmp_path, {"MODEL": str(model_path), "SYNTHETIC_SIZE": 210, "N_BOOT": 100,
-                                               "N_EXAMPLES": 4})
+                                               "N_EXAMPLES": 4, "TTA": "shift"})
     text, images = outputs(nb)
-    assert "SYNTHETIC DATA" in text and "tiny.keras" in text
+    assert "SYNTHETIC DATA" in text and "tiny.keras" in text and "(shift TTA): " in text
     # confusion x2, ROC, PR, reliability x2, TTA, mistakes, unsure, Grad-CAM, learning curves
     assert images >= 11
     assert "macro-F1" in text and "ECE" in text and "tiny" in text
