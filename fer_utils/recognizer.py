@@ -176,15 +176,16 @@ class LiteRTNetwork:
         path = cache_dir() / f"{model.name}.{key.hexdigest()[:16]}.tflite"
         if not path.exists():
             export_litert(model, path)
-        self._content = path.read_bytes()
-        self._local = threading.local()
         try:
-            self(np.zeros((1, SIDE, SIDE), np.uint8))
+            self._load(path)
         except ValueError:  # a damaged cache file: made again, never trusted
             export_litert(model, path)
-            self._content = path.read_bytes()
-            self._local = threading.local()
-            self(np.zeros((1, SIDE, SIDE), np.uint8))
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        self._content = path.read_bytes()
+        self._local = threading.local()
+        self(np.zeros((1, SIDE, SIDE), np.uint8))  # a damaged file fails here, not on the first frame
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         if not hasattr(self._local, "by_size"):
