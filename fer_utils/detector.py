@@ -203,16 +203,12 @@ class BlazeFaceDetector(Detector):
     def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(scores (2304,), raw boxes and landmarks (2304, 16)) for one (1, 192, 192, 3) RGB input in [-1, 1]."""
         if not hasattr(self._local, "interpreter"):
-            from ai_edge_litert.interpreter import Interpreter
-
             try:
-                interpreter = Interpreter(model_path=str(self.MODEL), num_threads=min(4, os.cpu_count() or 1))
+                interpreter, self._local.input = litert_interpreter(self.MODEL.read_bytes())
             except ValueError as e:
                 raise ValueError(f"BlazeFace model {self.MODEL} could not be read ({e}); "
                                  "reinstall fer_utils (pip install -e .) or use detector='haar'") from e
-            interpreter.allocate_tensors()
             self._local.interpreter = interpreter
-            self._local.input = interpreter.get_input_details()[0]["index"]
             # output order is the file's: scores (2304, 1) first, then boxes and landmarks (2304, 16)
             details = sorted(interpreter.get_output_details(), key=lambda d: d["shape"][-1])
             self._local.outputs = [d["index"] for d in details]
@@ -251,6 +247,20 @@ class BlazeFaceDetector(Detector):
         boxes, eyes = boxes[ok], eyes[picked][ok]
         order = np.lexsort((boxes[:, 1], boxes[:, 0]))
         return boxes[order], eyes[order]
+
+
+def litert_interpreter(content: bytes, input_shape: list[int] | None = None):
+    """A LiteRT interpreter (XNNPACK, up to 4 threads) for a ``.tflite`` model's bytes, with its input resized to
+    ``input_shape`` if given and its tensors allocated, and the index of its input. Not thread-safe: one per thread.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content, num_threads=min(4, os.cpu_count() or 1))
+    index = interpreter.get_input_details()[0]["index"]
+    if input_shape is not None:
+        interpreter.resize_tensor_input(index, input_shape)
+    interpreter.allocate_tensors()
+    return interpreter, index
 
 
 def _left_to_right(boxes: np.ndarray) -> np.ndarray:

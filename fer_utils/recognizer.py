@@ -21,7 +21,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fer_utils.detector import DEFAULT_DETECTOR, Detector, as_uint8, build_detector, crop_faces, to_bgr, to_gray
+from fer_utils.detector import (
+    DEFAULT_DETECTOR,
+    Detector,
+    as_uint8,
+    build_detector,
+    crop_faces,
+    litert_interpreter,
+    to_bgr,
+    to_gray,
+)
 from fer_utils.loader import EMOTIONS, SIDE, cache_dir
 from fer_utils.models import default_model_path, export_litert, load_model
 
@@ -192,13 +201,8 @@ class LiteRTNetwork:
             self._local.by_size = {}
         interpreters = self._local.by_size
         if len(faces) not in interpreters:
-            from ai_edge_litert.interpreter import Interpreter
-
-            it = Interpreter(model_content=self._content, num_threads=min(4, os.cpu_count() or 1))
-            (inp,), (out,) = it.get_input_details(), it.get_output_details()
-            it.resize_tensor_input(inp["index"], [len(faces), SIDE, SIDE])
-            it.allocate_tensors()
-            interpreters[len(faces)] = it, inp["index"], out["index"]
+            it, inp = litert_interpreter(self._content, [len(faces), SIDE, SIDE])
+            interpreters[len(faces)] = it, inp, it.get_output_details()[0]["index"]
         it, inp, out = interpreters[len(faces)]
         it.set_tensor(inp, np.ascontiguousarray(faces, np.uint8))
         it.invoke()
