@@ -54,6 +54,7 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str = "Publi
         "recipe": info.get("recipe"),
         "command": training_command(info, f"models/{model_path.name}") if info.get("recipe") else None,
         "train_seconds": info.get("train_seconds"),
+        "precision_epochs": info.get("precision_epochs"),
         "best_epoch": info.get("best_epoch"),
         "members": info.get("members"),
         "prior_correction": info.get("prior_correction"),
@@ -108,6 +109,9 @@ def _markdown(card: dict, summary: str) -> str:
 def _recipe_lines(card: dict) -> list[str]:
     lines = [f"- Recipe: `{json.dumps(card['recipe'])}`", f"- Command: `{card['command']}`",
              f"- Training time on this 2-core CPU: {card['train_seconds'] / 60:.0f} min; best epoch {card['best_epoch']}."]
+    if len(card.get("precision_epochs") or {}) > 1:  # resumed on a machine of another kind
+        epochs = ", ".join(f"{n} in {p}" for p, n in card["precision_epochs"].items())
+        lines.append(f"- Epochs by precision: {epochs} (the run moved between machines).")
     if card["prior_correction"]:
         tau = card["prior_correction"]["tau"]
         lines.append(f"- Prior correction: the trained model's probabilities divided by the Training emotion shares "

@@ -21,7 +21,7 @@ import numpy as np
 
 from fer_utils.atomic import write_atomic
 from fer_utils.loader import EMOTIONS, FERData
-from fer_utils.models import build_model, count_flops, load_model, save_model
+from fer_utils.models import _walk, build_model, count_flops, load_model, save_model
 
 # Defaults of the recipe; every value is recorded in the saved model's info.
 EPOCHS = 30
@@ -101,30 +101,26 @@ def train(
     )
     ckpt = Path(str(out) + ".ckpt")
     state = _read_state(ckpt, recipe)
+    precision = "mixed_bfloat16" if mixed_precision else "float32"
     if mixed_precision and cpu_has_bf16() is False:
         # measured on an AVX-512 Xeon without BF16: 12.7 s per batch of 64 in mixed_bfloat16, 1.4 s in float32
         warnings.warn("mixed_precision=True on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated and about 9x "
-                      "slower than float32 here; train without --mixed-precision on this machine", stacklevel=2)
+                      "slower than float32 here; train without --mixed-precision on this machine (a checkpoint started "
+                      "with it resumes without it)", stacklevel=2)
     keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed_precision else "float32")
+    keras.mixed_precision.set_global_policy(precision)
     try:
+        steps_per_epoch = int(np.ceil(len(train_part) / batch_size))
         if state:
             net = load_model(ckpt / "last.keras", compile=True)
+            if _precision(net) != precision:
+                net = with_precision(net, recipe, steps_per_epoch)
             if verbose:
-                print(f"resuming from {ckpt} after epoch {state['epoch']} of {epochs}")
+                print(f"resuming from {ckpt} after epoch {state['epoch']} of {epochs}, in {precision}")
         else:
             state = {"recipe": recipe, "epoch": 0, "history": {}, "best_val_accuracy": -1.0, "best_epoch": 0, "seconds": 0.0}
-            net = build_model(model, seed=seed, **recipe["model_kwargs"])
-            steps = epochs * int(np.ceil(len(train_part) / batch_size))
-            warmup = min(WARMUP_EPOCHS * int(np.ceil(len(train_part) / batch_size)), steps // 2)
-            schedule = keras.optimizers.schedules.CosineDecay(
-                0.0, max(steps - warmup, 1), warmup_target=learning_rate, warmup_steps=warmup
-            )
-            net.compile(
-                optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-                metrics=["accuracy"],
-            )
+            net = _compiled(recipe, steps_per_epoch)
+        state.setdefault("precision_epochs", {})
         y_train = keras.utils.to_categorical(train_part.emotions, len(EMOTIONS))
         y_val = keras.utils.to_categorical(val_part.emotions, len(EMOTIONS))
         weights = class_weights(train_part.emotions, class_weight)
@@ -143,6 +139,7 @@ def train(
             state["history"].setdefault("seconds", []).append(seconds)
             state["seconds"] += seconds
             state["epoch"] = epoch + 1
+            state["precision_epochs"][precision] = state["precision_epochs"].get(precision, 0) + 1
             val_acc = state["history"]["val_accuracy"][-1]
             ckpt.mkdir(parents=True, exist_ok=True)
             if val_acc > state["best_val_accuracy"]:
@@ -171,6 +168,7 @@ def train(
         "val_split": "PublicTest" if "PublicTest" in data.split_names else "10% of Training",
         "val_accuracy": state["best_val_accuracy"],
         "train_seconds": state["seconds"],
+        "precision_epochs": state["precision_epochs"],
         "params": int(final.count_params()),
         "flops": count_flops(final),
         "data": {"source": data.source, "synthetic": data.synthetic, "sha256": _sha256(data.source),
@@ -181,12 +179,51 @@ def train(
     return info
 
 
+def _compiled(recipe: dict, steps_per_epoch: int) -> keras.Model:
+    """A new network of ``recipe``, compiled with its optimizer: AdamW, linear warm-up then cosine decay."""
+    net = build_model(recipe["model"], seed=recipe["seed"], **recipe["model_kwargs"])
+    steps = recipe["epochs"] * steps_per_epoch
+    warmup = min(recipe["warmup_epochs"] * steps_per_epoch, steps // 2)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, max(steps - warmup, 1), warmup_target=recipe["learning_rate"], warmup_steps=warmup
+    )
+    net.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe["weight_decay"]),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe["label_smoothing"]),
+        metrics=["accuracy"],
+    )
+    return net
+
+
+def _precision(net: keras.Model) -> str:
+    """The dtype policy the network computes in (that of its first layer with weights)."""
+    return next(layer for layer in _walk(net) if layer.weights).dtype_policy.name
+
+
+def with_precision(saved: keras.Model, recipe: dict, steps_per_epoch: int) -> keras.Model:
+    """``saved`` (a compiled checkpoint of ``recipe``) rebuilt under the current dtype policy, with its weights and
+    optimizer state (step count, moments): a loaded model keeps the policy it was saved with."""
+    net = _compiled(recipe, steps_per_epoch)
+    net.optimizer.build(net.trainable_variables)
+    net.set_weights(saved.get_weights())
+    new, old = net.optimizer.variables, saved.optimizer.variables
+    if [v.shape for v in new] != [v.shape for v in old]:
+        raise ValueError("the checkpoint's optimizer state does not fit the network of its recipe; delete the "
+                         "checkpoint folder to start over")
+    for a, b in zip(new, old, strict=True):
+        a.assign(b)
+    return net
+
+
 def _read_state(ckpt: Path, recipe: dict) -> dict | None:
     f = ckpt / "state.json"
     if not f.exists() or not (ckpt / "last.keras").exists():
         return None
     state = json.loads(f.read_text())
-    if state.get("recipe") != recipe:
+    # the precision is how fast the same recipe runs on this CPU, not part of it: a run started in mixed_bfloat16
+    # on one machine resumes in float32 on a machine without native bfloat16 (the weights are float32 in both)
+    same = {k: v for k, v in recipe.items() if k != "mixed_precision"}
+    if {k: v for k, v in state.get("recipe", {}).items() if k != "mixed_precision"} != same:
         raise ValueError(
             f"checkpoint {ckpt} was made with another recipe ({state.get('recipe')}); "
             f"pass the same arguments to resume, or delete {ckpt} to start over"

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from fer_utils.card import write_card
 from fer_utils.evaluation import evaluate, predict_proba
 from fer_utils.models import build_model, count_flops, load_model, read_info, save_model
 from fer_utils.synthetic import make_synthetic
@@ -125,3 +126,52 @@ def test_mixed_precision_warns_on_a_cpu_without_bf16(tmp_path, monkeypatch):
         warnings.simplefilter("always")
         train("lenet", data, tmp_path / "bf16b.keras", epochs=1, mixed_precision=True, model_kwargs=TINY, verbose=0)
     assert not [w for w in caught if "AVX512-BF16" in str(w.message)]
+
+
+def test_a_run_resumes_in_another_precision(tmp_path, monkeypatch):
+    """Started in mixed_bfloat16 on one machine, finished in float32 on another: same weights and optimizer state."""
+    import fer_utils.training as training
+
+    data = make_synthetic(n=70, seed=0)
+    out = tmp_path / "m.keras"
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    real_write = training.write_atomic
+
+    def write_then_die(path, text):  # the machine stops right after the first epoch's checkpoint
+        real_write(path, text)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "write_atomic", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train("lenet", data, out, epochs=3, mixed_precision=True, model_kwargs=TINY, verbose=0)
+    monkeypatch.setattr(training, "write_atomic", real_write)
+    saved = load_model(tmp_path / "m.keras.ckpt" / "last.keras", compile=True)
+    assert training._precision(saved) == "mixed_bfloat16"
+    try:
+        keras.mixed_precision.set_global_policy("float32")
+        rebuilt = training.with_precision(saved, json.loads((tmp_path / "m.keras.ckpt" / "state.json").read_text())["recipe"], 2)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert training._precision(rebuilt) == "float32"
+    assert all(np.array_equal(a, b) for a, b in zip(rebuilt.get_weights(), saved.get_weights(), strict=True))
+    assert int(rebuilt.optimizer.iterations) == int(saved.optimizer.iterations) > 0
+    assert all(np.array_equal(np.asarray(a), np.asarray(b))
+               for a, b in zip(rebuilt.optimizer.variables, saved.optimizer.variables, strict=True))
+
+    with pytest.raises(ValueError, match="another recipe"):  # the rest of the recipe still has to match
+        train("lenet", data, out, epochs=4, mixed_precision=False, model_kwargs=TINY, verbose=0)
+    info = train("lenet", data, out, epochs=3, mixed_precision=False, model_kwargs=TINY, verbose=0)
+    assert info["precision_epochs"] == {"mixed_bfloat16": 1, "float32": 2}
+    assert len(info["history"]["val_accuracy"]) == 3 and training._precision(load_model(out)) == "float32"
+    write_card(out, data)
+    assert "Epochs by precision: 1 in mixed_bfloat16, 2 in float32" in (tmp_path / "m.md").read_text()
+
+
+@pytest.mark.parametrize("setting, expected", [(None, "1"), ("0", "0")])
+def test_importing_fer_utils_turns_onednn_on_unless_told_otherwise(setting, expected):
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    code = "import os, fer_utils; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == expected, run.stderr
