@@ -30,8 +30,8 @@ bench: setup  ## speed and memory, as ratios against baselines measured in the s
 reproduce: setup  ## retrain the shipped models from their cards on your FER2013 and compare
 	$(BIN)/python -m fer_utils reproduce
 
-lint:
-	$(BIN)/python -m ruff check . && $(BIN)/python -m ruff format --check fer_utils tests benchmarks
+lint: setup  ## ruff's checks (the code is not run through ruff format)
+	$(BIN)/python -m ruff check .
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,4 +1,6 @@
-"""Training and batch-inference throughput per model, and the fraction of this CPU's peak FLOP rate reached.
+"""Training and batch-inference throughput per model, and the fraction of this CPU's peak FLOP rate reached, with
+TensorFlow's oneDNN kernels off (the baseline: TensorFlow's own choice on CPUs without AVX512-VNNI) and on (what
+``import fer_utils`` sets). Each setting runs in its own process: TensorFlow reads it once, at import.
 
 Peak is estimated as cores x clock x 32 FP32 FLOP/cycle (two 256-bit FMA pipes, as on AMD Zen 4; AVX-512 runs
 double-pumped there), so the fraction is an order of magnitude, not a precise figure. Random faces: speed does
@@ -7,7 +9,9 @@ not depend on content.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -15,6 +19,7 @@ import keras
 import numpy as np
 
 from fer_utils.models import MODELS, build_model, count_flops
+from fer_utils.training import cpu_has_bf16
 
 BATCH = 64
 STEPS = 20
@@ -48,16 +53,37 @@ def measure(name: str, policy: str) -> tuple[float, float, int]:
     return train_ips, infer_ips, count_flops(build_model(name))
 
 
-def main() -> int:
-    peak = cpu_peak_flops()
-    print(f"CPU peak estimate: {peak / 1e9:.0f} GFLOP/s FP32 ({os.cpu_count()} cores)")
+def child() -> None:
+    """Measure every model and precision under this process's oneDNN setting; one JSON line each."""
+    # bfloat16 without AVX512-BF16 is emulated: minutes per model, and training warns against it anyway
+    policies = ("float32", "mixed_bfloat16") if cpu_has_bf16() else ("float32",)
     for name in MODELS:
-        for policy in ("float32", "mixed_bfloat16"):
+        for policy in policies:
             train_ips, infer_ips, flops = measure(name, policy)
+            print(json.dumps({"model": name, "policy": policy, "train": train_ips, "infer": infer_ips, "flops": flops}),
+                  flush=True)
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--child"]:
+        child()
+        return 0
+    peak = cpu_peak_flops()
+    print(f"CPU peak estimate: {peak / 1e9:.0f} GFLOP/s FP32 ({os.cpu_count()} cores); AVX512-BF16: {cpu_has_bf16()}")
+    runs = {}
+    for onednn in ("0", "1"):
+        env = os.environ | {"TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        out = subprocess.run([sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, check=True)
+        runs[onednn] = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    for off, on in zip(runs["0"], runs["1"], strict=True):
+        for label, r in (("oneDNN off", off), ("oneDNN on ", on)):
             # a training step costs about 3 forward passes (forward, and backward for inputs and weights)
-            frac = 3 * flops * train_ips / peak
-            print(f"{name:6s} {policy:15s} {flops / 1e6:6.0f} MFLOP/face | train {train_ips:6.0f} faces/s "
-                  f"({frac:.1%} of peak) | batch inference {infer_ips:6.0f} faces/s ({flops * infer_ips / peak:.1%} of peak)")
+            frac = 3 * r["flops"] * r["train"] / peak
+            print(f"{r['model']:6s} {r['policy']:15s} {label} {r['flops'] / 1e6:4.0f} MFLOP/face | train {r['train']:5.0f} "
+                  f"faces/s ({frac:.1%} of peak) | batch inference {r['infer']:5.0f} faces/s "
+                  f"({r['flops'] * r['infer'] / peak:.1%} of peak)")
+        print(f"{'':22s} oneDNN on vs off: training {on['train'] / off['train']:.2f}x, "
+              f"batch inference {on['infer'] / off['infer']:.2f}x")
     return 0
 
 

@@ -26,6 +26,9 @@ def test_notebook_panel_recognises_the_browser_camera(tmp_path):
     with jupyterlab(tmp_path / "root", tmp_path / "jupyter") as (base, token), chromium(clip) as page:
         try:
             run_all_cells(page, base, token, name)
+            # the cells have run; their widget views may still be rendering on a busy machine
+            for view in (".fer-photo-result", ".fer-webcam video"):
+                page.locator(f".jp-OutputArea-output {view}").first.wait_for(state="attached", timeout=60000)
             assert page.locator(".jp-OutputArea-output .fer-photo-result").count() == 1, "the photo cell ran"
             assert page.locator(".jp-OutputArea-output .fer-webcam video").count() == 1, "anywidget view rendered"
             page.locator(".jp-OutputArea-output button", has_text="Start").click()
