@@ -150,7 +150,7 @@ def correct_priors(model: keras.Model, prior: np.ndarray, tau: float) -> keras.M
 def count_flops(model: keras.Model) -> int:
     """Multiply-accumulates x2 of one forward pass on one face (convolutions and dense layers)."""
     flops = 0
-    for layer in _walk(model):
+    for layer in walk_layers(model):
         if isinstance(layer, layers.Conv2D):
             k = layer.kernel.shape
             out = layer.output.shape
@@ -160,10 +160,11 @@ def count_flops(model: keras.Model) -> int:
     return int(flops)
 
 
-def _walk(model):
+def walk_layers(model: keras.Model):
+    """Every layer of ``model``, descending into nested models (the augmentation block, ensemble members)."""
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            yield from _walk(layer)
+            yield from walk_layers(layer)
         else:
             yield layer
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from fer_utils.atomic import write_atomic
 from fer_utils.loader import EMOTIONS, FERData
-from fer_utils.models import _walk, build_model, count_flops, load_model, save_model
+from fer_utils.models import build_model, count_flops, load_model, save_model, walk_layers
 
 # Defaults of the recipe; every value is recorded in the saved model's info.
 EPOCHS = 30
@@ -197,7 +197,7 @@ def _compiled(recipe: dict, steps_per_epoch: int) -> keras.Model:
 
 def _precision(net: keras.Model) -> str:
     """The dtype policy the network computes in (that of its first layer with weights)."""
-    return next(layer for layer in _walk(net) if layer.weights).dtype_policy.name
+    return next(layer for layer in walk_layers(net) if layer.weights).dtype_policy.name
 
 
 def with_precision(saved: keras.Model, recipe: dict, steps_per_epoch: int) -> keras.Model:
