@@ -222,8 +222,7 @@ def _read_state(ckpt: Path, recipe: dict) -> dict | None:
     state = json.loads(f.read_text())
     # the precision is how fast the same recipe runs on this CPU, not part of it: a run started in mixed_bfloat16
     # on one machine resumes in float32 on a machine without native bfloat16 (the weights are float32 in both)
-    same = {k: v for k, v in recipe.items() if k != "mixed_precision"}
-    if {k: v for k, v in state.get("recipe", {}).items() if k != "mixed_precision"} != same:
+    if {**state.get("recipe", {}), "mixed_precision": None} != {**recipe, "mixed_precision": None}:
         raise ValueError(
             f"checkpoint {ckpt} was made with another recipe ({state.get('recipe')}); "
             f"pass the same arguments to resume, or delete {ckpt} to start over"
