@@ -234,8 +234,5 @@ def _sha256(source: str) -> str | None:
     p = Path(source)
     if not p.is_file():
         return None
-    h = hashlib.sha256()
     with open(p, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()

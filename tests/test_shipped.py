@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
-from fer_utils.models import shipped_models
+from fer_utils.evaluation import evaluate
+from fer_utils.loader import load_fer2013
+from fer_utils.models import load_model, shipped_models
 
 SHIPPED = shipped_models()
 
@@ -30,3 +36,42 @@ def test_shipped_model_loads_safely_and_matches_its_card(name):
 
 def test_lenet_is_shipped():
     assert "lenet" in SHIPPED
+
+
+def _real_fer2013_of(card: dict) -> str:
+    """$FER2013_PATH when it is the very file the card was measured on; otherwise skip (another copy, such as
+    Kaggle's original CSV, differs from ours by JPEG rounding, so its figures differ slightly)."""
+    path = os.environ.get("FER2013_PATH")
+    if not path or not os.path.isfile(path):
+        pytest.skip("set FER2013_PATH to a real FER2013 file")
+    with open(path, "rb") as f:
+        if hashlib.file_digest(f, "sha256").hexdigest() != card["data"]["sha256"]:
+            pytest.skip(f"{path} is not the copy of FER2013 the cards were measured on (sha256 {card['data']['sha256']})")
+    return path
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_evaluate_reproduces_the_card_on_publictest(name):
+    card = json.loads(SHIPPED[name].with_suffix(".json").read_text())
+    data = load_fer2013(_real_fer2013_of(card))
+    got = evaluate(load_model(SHIPPED[name]), data, "PublicTest")
+    want = card["results"]["plain"]
+    # a face or two may flip on another CPU's kernels: 0.001 is under four faces of 3,589
+    assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-3)
+    assert got["macro_f1"] == pytest.approx(want["macro_f1"], abs=1e-3)
+
+
+@pytest.mark.realdata
+def test_evaluate_command_reproduces_the_flagship_headline():
+    name = next(iter(SHIPPED))  # best first
+    card = json.loads(SHIPPED[name].with_suffix(".json").read_text())
+    cmd = [sys.executable, "-m", "fer_utils", "evaluate", "--model", str(SHIPPED[name]), "--data",
+           _real_fer2013_of(card), "--split", "PublicTest", "--tta", "shift", "--json"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(run.stdout[run.stdout.index("{"):])
+    want = card["results"]["tta_shift"]
+    assert got["n"] == want["n"] == 3589
+    assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-3)
+    assert got["macro_f1"] == pytest.approx(want["macro_f1"], abs=1e-3)
