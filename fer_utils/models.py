@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -114,6 +115,9 @@ def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.
 def save_ensemble(member_paths: list[str | os.PathLike], out: str | os.PathLike) -> dict:
     """Average the saved models at ``member_paths`` into one ``.keras`` file; returns the record stored inside."""
     members = [load_model(p) for p in member_paths]
+    for member, p in zip(members, member_paths, strict=True):
+        # two seeds of one recipe share the name "vgg", which Keras refuses inside one model; the file stem differs
+        member.name = re.sub(r"\W", "_", Path(p).stem)
     ensemble = build_ensemble(members)
     infos = [read_info(p) for p in member_paths]
     info = {

@@ -45,18 +45,20 @@ def test_ensemble_is_one_model_averaging_its_members(tmp_path, synthetic_small):
     import keras
     import numpy as np
 
-    tiny = {"lenet": {"filters": [4, 8], "units": [16]}, "vgg": {"filters": [4, 8], "units": [16]}}
-    for name, kwargs in tiny.items():
-        train(name, synthetic_small, tmp_path / f"{name}.keras", epochs=1, model_kwargs=kwargs, verbose=0)
-    members = [str(tmp_path / "lenet.keras"), str(tmp_path / "vgg.keras")]
+    tiny = {"filters": [4, 8], "units": [16]}
+    # two seeds of one architecture (both Keras models are named "vgg") and a second architecture
+    for name, model, seed in [("lenet", "lenet", 0), ("vgg", "vgg", 0), ("vgg_seed1", "vgg", 1)]:
+        train(model, synthetic_small, tmp_path / f"{name}.keras", epochs=1, seed=seed, model_kwargs=tiny, verbose=0)
+    members = [str(tmp_path / f"{name}.keras") for name in ("lenet", "vgg", "vgg_seed1")]
     assert main(["ensemble", *members, "--out", str(tmp_path / "both.keras")]) == 0
     both = keras.models.load_model(tmp_path / "both.keras", safe_mode=True, compile=False)
     faces = synthetic_small.images[:16]
     expected = np.mean([np.asarray(load_model(m)(faces, training=False)) for m in members], axis=0)
     np.testing.assert_allclose(np.asarray(both(faces, training=False)), expected, rtol=1e-5, atol=1e-6)
     card = write_card(tmp_path / "both.keras", synthetic_small)
-    assert card["members"] == ["lenet.keras", "vgg.keras"] and card["params"] == both.count_params()
-    assert "average of the probabilities of `lenet.keras`, `vgg.keras`" in (tmp_path / "both.md").read_text()
+    assert card["members"] == ["lenet.keras", "vgg.keras", "vgg_seed1.keras"]
+    assert card["params"] == both.count_params()
+    assert "average of the probabilities of `lenet.keras`, `vgg.keras`, `vgg_seed1.keras`" in (tmp_path / "both.md").read_text()
     assert main(["ensemble", members[0], "--out", str(tmp_path / "one.keras")]) == 2  # one member is not an ensemble
 
 
