@@ -1,8 +1,9 @@
-"""Command line: ``python -m fer_utils {info,train,evaluate,card,ensemble,correct-priors,reproduce,predict,video} ...`` (``--help`` on each)."""
+"""Command line: ``python -m fer_utils {info,train,pack,evaluate,card,ensemble,correct-priors,reproduce,predict,video} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from fer_utils.detector import DEFAULT_DETECTOR, DETECTORS
 from fer_utils.loader import EMOTIONS, FERDataError
+from fer_utils.recipe import Recipe
 
 DATA_HELP = "FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)"
 
@@ -35,14 +37,19 @@ def cmd_train(args) -> int:
     from fer_utils.training import train
 
     data = load_or_synthesize(args.data, synthetic_size=args.synthetic_size)
-    kwargs = json.loads(args.model_kwargs) if args.model_kwargs else None
-    info = train(
-        args.model, data, args.out, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        class_weight=args.class_weight, seed=args.seed, mixed_precision=args.mixed_precision, model_kwargs=kwargs,
-        verbose=args.verbose,
-    )
+    recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
+    info = train(recipe, data, args.out, verbose=args.verbose)
     print(f"saved {args.out}: PublicTest accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}, "
           f"{info['train_seconds'] / 60:.1f} min")
+    return 0
+
+
+def cmd_pack(args) -> int:
+    from fer_utils.loader import load_fer2013, pack
+
+    data = load_fer2013(args.path)
+    out = pack(data, args.out)
+    print(f"packed {len(data)} faces of {data.label} into {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -155,19 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("train", help="train a model; rerun the same command to resume from its checkpoint")
-    s.add_argument("--model", default="lenet", choices=["lenet", "vgg"])
     s.add_argument("--data", help="FER2013 path, or 'synthetic' (default: $FER2013_PATH, data/, else synthetic)")
     s.add_argument("--out", required=True, help="where to save, e.g. models/lenet.keras")
-    s.add_argument("--epochs", type=int, default=30)
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--learning-rate", type=float, default=2e-3)
-    s.add_argument("--class-weight", choices=["none", "balanced", "sqrt"], default="none")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16: ~1.6x faster on AVX512-BF16/AMX CPUs, ~9x slower on others")
-    s.add_argument("--model-kwargs", help='JSON, e.g. \'{"filters": [32, 64]}\'')
+    _recipe_args(s)
     s.add_argument("--synthetic-size", type=int, default=3500)
     s.add_argument("--verbose", type=int, default=2, help="0 silent, 1 progress bar, 2 one line per epoch")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("pack", help="a packed copy of FER2013 (.npz.xz, a third smaller) to carry to a GPU machine")
+    s.add_argument("path", help="fer2013.csv(.gz) or any layout `info` reads")
+    s.add_argument("--out", required=True, help="e.g. fer2013.npz.xz")
+    s.set_defaults(func=cmd_pack)
 
     s = sub.add_parser("evaluate", help="accuracy, macro-F1, per-emotion metrics and confusion matrix")
     s.add_argument("--model", required=True)
@@ -220,6 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="runs/reproduce")
     s.set_defaults(func=cmd_reproduce)
     return p
+
+
+def _recipe_args(s: argparse.ArgumentParser) -> None:
+    """One flag per field of :class:`fer_utils.recipe.Recipe`, with its default and type."""
+    for f in dataclasses.fields(Recipe):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        flag, help_ = "--" + f.name.replace("_", "-"), f.metadata.get("help", "")
+        if isinstance(default, bool):
+            s.add_argument(flag, action="store_true", help=help_)
+        elif isinstance(default, dict):
+            s.add_argument(flag, type=json.loads, default=default, help=help_)
+        else:
+            kind = type(default) if default is not None else str
+            s.add_argument(flag, type=kind, default=default, help=f"{help_} (default {default})".strip())
 
 
 def _recognizer_args(s: argparse.ArgumentParser) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shlex
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -18,21 +17,20 @@ from fer_utils.atomic import write_atomic
 from fer_utils.evaluation import evaluate
 from fer_utils.loader import EMOTIONS, FERData
 from fer_utils.models import correct_priors, load_model, read_info
+from fer_utils.recipe import Recipe
 
 
 def training_command(info: dict, out: str) -> str:
-    """The ``python -m fer_utils train`` command that reruns ``info``'s recipe."""
-    r = info["recipe"]
-    args = ["python", "-m", "fer_utils", "train", "--model", r["model"], "--data", "FER2013_PATH", "--out", out,
-            "--epochs", str(r["epochs"]), "--batch-size", str(r["batch_size"]), "--learning-rate", str(r["learning_rate"]),
-            "--seed", str(r["seed"])]
-    if r.get("class_weight"):
-        args += ["--class-weight", r["class_weight"]]
-    if r.get("mixed_precision"):
-        args.append("--mixed-precision")
-    if r.get("model_kwargs"):
-        args += ["--model-kwargs", json.dumps(r["model_kwargs"])]
-    return shlex.join(args).replace("FER2013_PATH", '"$FER2013_PATH"')
+    """The ``python -m fer_utils train`` command that reruns ``info``'s recipe (every field of it)."""
+    return Recipe.from_dict(info["recipe"]).command(out=out)
+
+
+def machine_text(machine: dict | None) -> str:
+    """Where a model was trained, in words: the GPU, else the CPU and its cores; and the Keras backend."""
+    if not machine:
+        return "a 2-core CPU"  # cards from before the machine was recorded: all were trained on the project's CPUs
+    where = machine["accelerator"] or f"{machine['cpu']} ({machine['cores']} cores)"
+    return f"{where}, Keras on {machine['backend']}"
 
 
 def write_card(model_path: str | os.PathLike, data: FERData, split: str = "PublicTest", ablation: list[dict] | None = None) -> dict:
@@ -53,6 +51,7 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str = "Publi
         "flops": info.get("flops"),
         "recipe": info.get("recipe"),
         "command": training_command(info, f"models/{model_path.name}") if info.get("recipe") else None,
+        "machine": info.get("machine"),
         "train_seconds": info.get("train_seconds"),
         "precision_epochs": info.get("precision_epochs"),
         "best_epoch": info.get("best_epoch"),
@@ -108,7 +107,8 @@ def _markdown(card: dict, summary: str) -> str:
 
 def _recipe_lines(card: dict) -> list[str]:
     lines = [f"- Recipe: `{json.dumps(card['recipe'])}`", f"- Command: `{card['command']}`",
-             f"- Training time on this 2-core CPU: {card['train_seconds'] / 60:.0f} min; best epoch {card['best_epoch']}."]
+             f"- Training time on {machine_text(card.get('machine'))}: {card['train_seconds'] / 60:.1f} min; "
+             f"best epoch {card['best_epoch']}."]
     if len(card.get("precision_epochs") or {}) > 1:  # resumed on a machine of another kind
         epochs = ", ".join(f"{n} in {p}" for p, n in card["precision_epochs"].items())
         lines.append(f"- Epochs by precision: {epochs} (the run moved between machines).")
@@ -124,7 +124,7 @@ def _member_lines(card: dict) -> list[str]:
     members = ", ".join(f"`{m}`" for m in card["members"] or [])
     return [f"- Ensemble: the average of the probabilities of {members} (their cards give their recipes), one file "
             "and one call; made with `python -m fer_utils ensemble`.",
-            f"- Training time on this 2-core CPU: {card['train_seconds'] / 60:.0f} min for all members."]
+            f"- Training time: {card['train_seconds'] / 60:.1f} min for all members (on {machine_text(card.get('machine'))})."]
 
 
 def reproduce(models_dir: str | os.PathLike, data: FERData, out_dir: str | os.PathLike) -> list[dict]:
@@ -136,11 +136,8 @@ def reproduce(models_dir: str | os.PathLike, data: FERData, out_dir: str | os.Pa
         card = json.loads(card_file.read_text())
         if not card.get("recipe"):
             continue
-        r = card["recipe"]
         out = Path(out_dir) / card["file"]
-        train(r["model"], data, out, epochs=r["epochs"], batch_size=r["batch_size"], learning_rate=r["learning_rate"],
-              weight_decay=r["weight_decay"], label_smoothing=r["label_smoothing"], class_weight=r["class_weight"],
-              seed=r["seed"], mixed_precision=r["mixed_precision"], model_kwargs=r["model_kwargs"])
+        train(Recipe.from_dict(card["recipe"]), data, out)
         model = load_model(out)
         if card.get("prior_correction"):
             model = correct_priors(model, card["prior_correction"]["prior"], card["prior_correction"]["tau"])

@@ -125,6 +125,7 @@ def save_ensemble(member_paths: list[str | os.PathLike], out: str | os.PathLike)
         "members": [Path(p).name for p in member_paths],
         "emotions": list(EMOTIONS),
         "train_seconds": sum(i.get("train_seconds") or 0 for i in infos),
+        "machine": infos[0].get("machine"),
         "params": int(ensemble.count_params()),
         "flops": count_flops(ensemble),
         "data": infos[0].get("data"),

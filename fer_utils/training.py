@@ -4,13 +4,18 @@ Train on Training, select the epoch on PublicTest, never look at PrivateTest. Th
 ``<out>.ckpt/`` holds the last epoch (with optimizer state) and the best one so far; rerunning the same command
 resumes from it, in this session or a later one. When training ends the best epoch is saved to ``out`` in
 float32 with its training record, and the checkpoint folder is removed.
+
+Every choice of a run is one field of :class:`Recipe`: ``train``'s keywords, the command line's flags and the
+cards' commands are all made from it. Training runs on any Keras backend (``KERAS_BACKEND=jax`` on a GPU needs no
+TensorFlow); on JAX with several devices, batches are split across them with Keras' ``DataParallel``.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import os
+import platform
 import shutil
 import time
 import warnings
@@ -22,14 +27,7 @@ import numpy as np
 from fer_utils.atomic import write_atomic
 from fer_utils.loader import EMOTIONS, FERData
 from fer_utils.models import build_model, count_flops, load_model, save_model, walk_layers
-
-# Defaults of the recipe; every value is recorded in the saved model's info.
-EPOCHS = 30
-BATCH_SIZE = 64
-LEARNING_RATE = 2e-3
-WEIGHT_DECAY = 1e-4
-LABEL_SMOOTHING = 0.1
-WARMUP_EPOCHS = 1
+from fer_utils.recipe import Recipe
 
 
 def cpu_has_bf16() -> bool | None:
@@ -39,6 +37,25 @@ def cpu_has_bf16() -> bool | None:
     except OSError:
         return None
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def machine() -> dict:
+    """What trains here: the Keras backend, the accelerators Keras sees (None on a CPU), the CPU model and cores."""
+    devices = keras.distribution.list_devices() if keras.backend.backend() == "jax" else []
+    accelerators = [d for d in devices if not d.lower().startswith("cpu")]
+    gpu = None
+    if accelerators:
+        import jax  # only on the JAX backend, where it is already imported
+
+        gpu = f"{len(accelerators)} x {jax.devices()[0].device_kind}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"backend": keras.backend.backend(), "accelerator": gpu, "cpu": cpu, "cores": os.cpu_count(),
+            "devices": max(len(devices), 1)}
 
 
 def validation_split(data: FERData, seed: int = 0) -> tuple[FERData, FERData]:
@@ -65,72 +82,69 @@ def class_weights(emotions: np.ndarray, mode: str | None) -> dict[int, float] | 
     return {i: float(v) for i, v in enumerate(w)}
 
 
-def train(
-    model: str,
-    data: FERData,
-    out: str | os.PathLike,
-    *,
-    epochs: int = EPOCHS,
-    batch_size: int = BATCH_SIZE,
-    learning_rate: float = LEARNING_RATE,
-    weight_decay: float = WEIGHT_DECAY,
-    label_smoothing: float = LABEL_SMOOTHING,
-    class_weight: str | None = None,
-    seed: int = 0,
-    mixed_precision: bool = False,
-    model_kwargs: dict | None = None,
-    verbose: int = 1,
-) -> dict:
-    """Train ``model`` (a name from :data:`fer_utils.models.MODELS`) and save the best epoch to ``out``.
+def targets(recipe: Recipe, part: FERData) -> np.ndarray:
+    """One-hot emotions, or with a teacher ``teacher_weight`` of its flip-averaged probabilities plus the rest
+    one-hot (knowledge distillation at temperature 1: the teacher's answers are the soft half of the targets)."""
+    onehot = keras.utils.to_categorical(part.emotions, len(EMOTIONS))
+    if recipe.teacher is None:
+        return onehot
+    teacher = load_model(recipe.teacher)
+    soft = np.mean([teacher.predict(v, batch_size=512, verbose=0) for v in (part.images, part.images[:, :, ::-1])], 0)
+    return (recipe.teacher_weight * soft + (1 - recipe.teacher_weight) * onehot).astype("float32")
 
-    Returns the training record also stored in the model file: recipe, per-epoch history, best epoch,
-    PublicTest accuracy, parameters, FLOPs and CPU time.
+
+def train(model: str | Recipe, data: FERData, out: str | os.PathLike, *, verbose: int = 1, **fields) -> dict:
+    """Train ``model`` (a :class:`Recipe`, or a name from :data:`fer_utils.models.MODELS` with the recipe's fields
+    as keywords, e.g. ``epochs=3``) and save the best epoch to ``out``.
+
+    Returns the training record also stored in the model file: recipe, machine, per-epoch history, best epoch,
+    PublicTest accuracy, parameters, FLOPs and training time.
     """
+    recipe = dataclasses.replace(model, **fields) if isinstance(model, Recipe) else Recipe(model=model, **fields)
     out = Path(out)
-    if epochs < 1:
-        raise ValueError(f"epochs={epochs} must be at least 1")
-    train_part, val_part = validation_split(data, seed)
+    train_part, val_part = validation_split(data, recipe.seed)
     if len(train_part) == 0:
-        raise ValueError(f"data from {data.source} has no Training rows to learn from")
+        raise ValueError(f"data from {data.label} has no Training rows to learn from")
     if (train_part.emotions < 0).any():
         raise ValueError("Training rows without an emotion (the challenge's test.csv) cannot be trained on")
-    recipe = dict(
-        model=model, model_kwargs=model_kwargs or {}, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        weight_decay=weight_decay, label_smoothing=label_smoothing, class_weight=class_weight, seed=seed,
-        mixed_precision=mixed_precision, warmup_epochs=WARMUP_EPOCHS,
-    )
     ckpt = Path(str(out) + ".ckpt")
     state = _read_state(ckpt, recipe)
-    precision = "mixed_bfloat16" if mixed_precision else "float32"
-    if mixed_precision and cpu_has_bf16() is False:
+    here = machine()
+    precision = "mixed_bfloat16" if recipe.mixed_precision else "float32"
+    if recipe.mixed_precision and here["accelerator"] is None and cpu_has_bf16() is False:
         # measured on an AVX-512 Xeon without BF16: 12.7 s per batch of 64 in mixed_bfloat16, 1.4 s in float32
         warnings.warn("mixed_precision=True on a CPU without AVX512-BF16 or AMX: bfloat16 is emulated and about 9x "
                       "slower than float32 here; train without --mixed-precision on this machine (a checkpoint started "
                       "with it resumes without it)", stacklevel=2)
-    keras.utils.set_random_seed(seed)
+    if recipe.batch_size % here["devices"]:
+        raise ValueError(f"batch_size={recipe.batch_size} must be a multiple of the {here['devices']} devices it is "
+                         "split across")
+    y_train, y_val = targets(recipe, train_part), keras.utils.to_categorical(val_part.emotions, len(EMOTIONS))
+    weights = class_weights(train_part.emotions, recipe.class_weight)
+    keras.utils.set_random_seed(recipe.seed)
     keras.mixed_precision.set_global_policy(precision)
+    if here["devices"] > 1:  # JAX only: each batch is split across the devices, the weights are replicated
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
     try:
-        steps_per_epoch = int(np.ceil(len(train_part) / batch_size))
+        steps_per_epoch = int(np.ceil(len(train_part) / recipe.batch_size))
         if state:
             net = load_model(ckpt / "last.keras", compile=True)
-            if _precision(net) != precision:
+            if _precision(net) != precision or here["devices"] > 1:
                 net = with_precision(net, recipe, steps_per_epoch)
             if verbose:
-                print(f"resuming from {ckpt} after epoch {state['epoch']} of {epochs}, in {precision}")
+                print(f"resuming from {ckpt} after epoch {state['epoch']} of {recipe.epochs}, in {precision}")
         else:
-            state = {"recipe": recipe, "epoch": 0, "history": {}, "best_val_accuracy": -1.0, "best_epoch": 0, "seconds": 0.0}
+            state = {"recipe": recipe.to_dict(), "epoch": 0, "history": {}, "best_val_accuracy": -1.0, "best_epoch": 0,
+                     "seconds": 0.0}
             net = _compiled(recipe, steps_per_epoch)
         state.setdefault("precision_epochs", {})
-        y_train = keras.utils.to_categorical(train_part.emotions, len(EMOTIONS))
-        y_val = keras.utils.to_categorical(val_part.emotions, len(EMOTIONS))
-        weights = class_weights(train_part.emotions, class_weight)
-        for epoch in range(state["epoch"], epochs):
+        for epoch in range(state["epoch"], recipe.epochs):
             # the order depends only on (seed, epoch), so a resumed run sees the same batches as an unbroken one
-            order = np.random.default_rng([seed, epoch]).permutation(len(train_part))
+            order = np.random.default_rng([recipe.seed, epoch]).permutation(len(train_part))
             t0 = time.perf_counter()
             h = net.fit(
-                train_part.images[order], y_train[order], batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                shuffle=False, validation_data=(val_part.images, y_val), class_weight=weights,
+                train_part.images[order], y_train[order], batch_size=recipe.batch_size, epochs=epoch + 1,
+                initial_epoch=epoch, shuffle=False, validation_data=(val_part.images, y_val), class_weight=weights,
                 verbose=verbose,
             )
             seconds = time.perf_counter() - t0
@@ -149,7 +163,7 @@ def train(
             write_atomic(ckpt / "state.json", json.dumps(state, indent=1))  # written last: it vouches for the two files above
             if verbose:
                 print(
-                    f"epoch {epoch + 1}/{epochs}: train acc {state['history']['accuracy'][-1]:.4f}, "
+                    f"epoch {epoch + 1}/{recipe.epochs}: train acc {state['history']['accuracy'][-1]:.4f}, "
                     f"PublicTest acc {val_acc:.4f} (best {state['best_val_accuracy']:.4f} at {state['best_epoch']}), "
                     f"{seconds:.0f}s",
                     flush=True,
@@ -157,12 +171,14 @@ def train(
         best = load_model(ckpt / "best.keras")
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    final = build_model(model, seed=seed, **recipe["model_kwargs"])  # float32 copy: runs on any CPU
+        keras.distribution.set_distribution(None)
+    final = build_model(recipe.model, seed=recipe.seed, **recipe.model_kwargs)  # float32 copy: runs on any CPU
     final.set_weights(best.get_weights())
     info = {
-        "model": model,
+        "model": recipe.model,
         "emotions": list(EMOTIONS),
-        "recipe": recipe,
+        "recipe": recipe.to_dict(),
+        "machine": here,
         "history": state["history"],
         "best_epoch": state["best_epoch"],
         "val_split": "PublicTest" if "PublicTest" in data.split_names else "10% of Training",
@@ -171,25 +187,29 @@ def train(
         "precision_epochs": state["precision_epochs"],
         "params": int(final.count_params()),
         "flops": count_flops(final),
-        "data": {"source": data.source, "synthetic": data.synthetic, "sha256": _sha256(data.source),
-                 "n_train": len(train_part), "n_val": len(val_part)},
+        "data": data_record(data) | {"n_train": len(train_part), "n_val": len(val_part)},
     }
     save_model(final, out, info)
     shutil.rmtree(ckpt, ignore_errors=True)
     return info
 
 
-def _compiled(recipe: dict, steps_per_epoch: int) -> keras.Model:
+def data_record(data: FERData) -> dict:
+    """The data's file name and sha256 (see :attr:`FERData.origin`) and whether it is the synthetic default."""
+    return data.origin | {"synthetic": data.synthetic}
+
+
+def _compiled(recipe: Recipe, steps_per_epoch: int) -> keras.Model:
     """A new network of ``recipe``, compiled with its optimizer: AdamW, linear warm-up then cosine decay."""
-    net = build_model(recipe["model"], seed=recipe["seed"], **recipe["model_kwargs"])
-    steps = recipe["epochs"] * steps_per_epoch
-    warmup = min(recipe["warmup_epochs"] * steps_per_epoch, steps // 2)
+    net = build_model(recipe.model, seed=recipe.seed, **recipe.model_kwargs)
+    steps = recipe.epochs * steps_per_epoch
+    warmup = min(recipe.warmup_epochs * steps_per_epoch, steps // 2)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, max(steps - warmup, 1), warmup_target=recipe["learning_rate"], warmup_steps=warmup
+        0.0, max(steps - warmup, 1), warmup_target=recipe.learning_rate, warmup_steps=warmup
     )
     net.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe["weight_decay"]),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe["label_smoothing"]),
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=["accuracy"],
     )
     return net
@@ -200,9 +220,10 @@ def _precision(net: keras.Model) -> str:
     return next(layer for layer in walk_layers(net) if layer.weights).dtype_policy.name
 
 
-def with_precision(saved: keras.Model, recipe: dict, steps_per_epoch: int) -> keras.Model:
-    """``saved`` (a compiled checkpoint of ``recipe``) rebuilt under the current dtype policy, with its weights and
-    optimizer state (step count, moments): a loaded model keeps the policy it was saved with."""
+def with_precision(saved: keras.Model, recipe: Recipe | dict, steps_per_epoch: int) -> keras.Model:
+    """``saved`` (a compiled checkpoint of ``recipe``) rebuilt under the current dtype policy and distribution, with
+    its weights and optimizer state (step count, moments): a loaded model keeps the policy it was saved with."""
+    recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
     net = _compiled(recipe, steps_per_epoch)
     net.optimizer.build(net.trainable_variables)
     net.set_weights(saved.get_weights())
@@ -215,24 +236,17 @@ def with_precision(saved: keras.Model, recipe: dict, steps_per_epoch: int) -> ke
     return net
 
 
-def _read_state(ckpt: Path, recipe: dict) -> dict | None:
+def _read_state(ckpt: Path, recipe: Recipe) -> dict | None:
     f = ckpt / "state.json"
     if not f.exists() or not (ckpt / "last.keras").exists():
         return None
     state = json.loads(f.read_text())
-    # the precision is how fast the same recipe runs on this CPU, not part of it: a run started in mixed_bfloat16
-    # on one machine resumes in float32 on a machine without native bfloat16 (the weights are float32 in both)
-    if {**state.get("recipe", {}), "mixed_precision": None} != {**recipe, "mixed_precision": None}:
+    # the precision is how fast the same recipe runs on this machine, not part of it: a run started in
+    # mixed_bfloat16 on one machine resumes in float32 on a machine without native bfloat16
+    saved = dataclasses.replace(Recipe.from_dict(state.get("recipe", {})), mixed_precision=recipe.mixed_precision)
+    if saved != recipe:
         raise ValueError(
             f"checkpoint {ckpt} was made with another recipe ({state.get('recipe')}); "
             f"pass the same arguments to resume, or delete {ckpt} to start over"
         )
     return state
-
-
-def _sha256(source: str) -> str | None:
-    p = Path(source)
-    if not p.is_file():
-        return None
-    with open(p, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from fer_utils.evaluation import evaluate
-from fer_utils.loader import load_fer2013
+from fer_utils.loader import file_sha256, load_fer2013
 from fer_utils.models import load_model, shipped_models
-from fer_utils.training import _sha256
 
 SHIPPED = shipped_models()
 
@@ -44,7 +43,7 @@ def _real_fer2013_of(card: dict) -> str:
     path = os.environ.get("FER2013_PATH")
     if not path or not os.path.isfile(path):
         pytest.skip("set FER2013_PATH to a real FER2013 file")
-    if _sha256(path) != card["data"]["sha256"]:  # the digest training records in every model
+    if file_sha256(path) != card["data"]["sha256"]:  # the digest training records in every model
         pytest.skip(f"{path} is not the copy of FER2013 the cards were measured on (sha256 {card['data']['sha256']})")
     return path
 
