@@ -59,6 +59,8 @@ def cmd_evaluate(args) -> int:
     from fer_utils.models import load_model
 
     data = load_or_synthesize(args.data)
+    if args.corruptions:
+        return _print_corruptions(args, data)
     result = evaluate(load_model(args.model), data, args.split, tta=args.tta or False) | {"model": args.model}
     if args.json:
         print(json.dumps(result, indent=1))
@@ -67,6 +69,21 @@ def cmd_evaluate(args) -> int:
               f"accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}")
         for e, m in result["per_emotion"].items():
             print(f"  {e:9s} precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1-score']:.3f} n={int(m['support'])}")
+    return 0
+
+
+def _print_corruptions(args, data) -> int:
+    from fer_utils.evaluation import evaluate_corruptions
+    from fer_utils.models import load_model
+
+    result = evaluate_corruptions(load_model(args.model), data, args.split, tta=args.tta or False) | {"model": args.model}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(f"{args.model} on {args.split} of {data.label} (n={result['n']}{f', {args.tta} TTA' if args.tta else ''}):")
+    for name, acc in result["accuracy"].items():
+        print(f"  {name:12s} accuracy {acc:.4f}")
+    print(f"  mean under the corruptions {result['mean']:.4f} = {result['relative']:.1%} of clean")
     return 0
 
 
@@ -181,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", nargs="?", const="flip", choices=["flip", "shift"],
                    help="test-time augmentation: 'flip' (the default of a bare --tta) averages each face with its "
                         "mirror; 'shift' also with both moved 2 px left, right, up and down (10 views)")
+    s.add_argument("--corruptions", action="store_true",
+                   help="accuracy under each fixed, seeded corruption (blur, jpeg, light, contrast, gamma, noise, "
+                        "rotation, scale and crop) and their mean relative to clean faces")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
 

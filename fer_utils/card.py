@@ -14,7 +14,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 from fer_utils.atomic import write_atomic
-from fer_utils.evaluation import evaluate
+from fer_utils.evaluation import evaluate, evaluate_corruptions
 from fer_utils.loader import EMOTIONS, FERData
 from fer_utils.models import correct_priors, load_model, read_info
 from fer_utils.recipe import Recipe
@@ -34,8 +34,8 @@ def machine_text(machine: dict | None) -> str:
 
 
 def write_card(model_path: str | os.PathLike, data: FERData, split: str = "PublicTest", ablation: list[dict] | None = None) -> dict:
-    """Evaluate the model without TTA, with flip TTA and with flip and shift TTA, and write ``<model>.json`` and
-    ``<model>.md`` beside it."""
+    """Evaluate the model without TTA, with flip TTA, with flip and shift TTA and under the corruption suite, and
+    write ``<model>.json`` and ``<model>.md`` beside it."""
     model_path = Path(model_path)
     info = read_info(model_path)
     model = load_model(model_path)
@@ -60,6 +60,7 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str = "Publi
         "data": info.get("data"),
         "split": split,
         "results": {"plain": plain, "tta": tta, "tta_shift": tta_shift},
+        "corruptions": evaluate_corruptions(model, data, split),
         "ablation": ablation or [],
     }
     write_atomic(model_path.with_suffix(".json"), json.dumps(card, indent=1))
@@ -96,6 +97,12 @@ def _markdown(card: dict, summary: str) -> str:
     lines += ["", "Confusion matrix (rows: true emotion, columns: predicted, order as above):", "", "```"]
     lines += [" ".join(f"{v:5d}" for v in row) for row in plain["confusion_matrix"]]
     lines += ["```", ""]
+    if card.get("corruptions"):
+        acc = card["corruptions"]["accuracy"]
+        lines += ["## Robustness (`evaluate --corruptions`, no TTA)", "", "| " + " | ".join(acc) + " | mean | mean / clean |",
+                  "|" + " --- |" * (len(acc) + 2),
+                  "| " + " | ".join(f"{v:.4f}" for v in acc.values())
+                  + f" | {card['corruptions']['mean']:.4f} | {card['corruptions']['relative']:.1%} |", ""]
     if card["ablation"]:
         keys = list(card["ablation"][0])
         lines += ["## Ablation", "", "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]

@@ -23,9 +23,16 @@ from fer_utils.loader import EMOTIONS, PROJECT_ROOT, SIDE
 MODELS = ("lenet", "vgg")
 
 
-def build_augmentation(strength: float = 1.0, seed: int = 0, erasing: float = 0.0) -> keras.Sequential:
-    """Random horizontal flip, rotation, shift, zoom and contrast (and erasing, if asked); identity outside training."""
+def build_augmentation(strength: float = 1.0, seed: int = 0, erasing: float = 0.0, photometric: float = 0.0) -> keras.Sequential:
+    """Random horizontal flip, rotation, shift, zoom and contrast; with ``erasing``, random erasing; with
+    ``photometric``, also what webcams change: brightness, blur and sensor noise. Identity outside training."""
     extra = [layers.RandomErasing(erasing, scale=(0.02, 0.2), value_range=(0, 1), seed=seed + 5)] if erasing else []
+    if photometric:
+        extra += [
+            layers.RandomBrightness(0.3 * photometric, value_range=(0, 1), seed=seed + 6),
+            layers.RandomGaussianBlur(0.5 * photometric, kernel_size=5, sigma=1.0, value_range=(0, 1), seed=seed + 7),
+            layers.GaussianNoise(0.04 * photometric, seed=seed + 8),  # about 10 grey levels
+        ]
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=seed),  # the default also flips vertically: faces are never upside down
@@ -77,14 +84,15 @@ def build_lenet(filters: tuple[int, int] = (64, 128), units: tuple[int, ...] = (
 
 
 def build_vgg(filters: tuple[int, ...] = (64, 128, 256, 512), units: tuple[int, ...] = (512,), dropout: float = 0.4,
-              augment: float = 1.0, erasing: float = 0.0, seed: int = 0) -> keras.Model:
+              augment: float = 1.0, erasing: float = 0.0, photometric: float = 0.0, seed: int = 0) -> keras.Model:
     """A VGG-style net: per stage two 3x3 conv + batch norm + ReLU, then max-pool; global average pool head.
 
-    ``erasing`` is the share of training faces that get a random rectangle blanked (random erasing).
+    ``erasing`` is the share of training faces that get a random rectangle blanked (random erasing);
+    ``photometric`` the strength of brightness, blur and noise augmentation (see :func:`build_augmentation`).
     """
     inputs, x = _inputs()
     if augment:
-        x = build_augmentation(augment, seed, erasing)(x)
+        x = build_augmentation(augment, seed, erasing, photometric)(x)
     for f in filters:
         for _ in range(2):
             x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
@@ -240,6 +248,22 @@ def _card_accuracy(path: Path) -> float:
         return float(json.loads(card.read_text())["results"]["plain"]["accuracy"])
     except (OSError, ValueError, KeyError, TypeError):  # no card yet, or not one of ours: after the carded ones
         return -1.0
+
+
+LIVE_MAX_FLOPS = 250e6  # vgg8's 235 MFLOPs: about 3 ms a face through the recognizer on these 2-core CPUs
+
+
+def live_model_path(models: dict[str, Path] | None = None) -> Path:
+    """The webcam's default: the best of ``models`` (default: the shipped ones, best first) whose card gives at most
+    :data:`LIVE_MAX_FLOPS` per face, so that live video keeps its frame rate; the best one if none is carded so."""
+    models = shipped_models() if models is None else models
+    for path in models.values():
+        try:
+            if json.loads(Path(path).with_suffix(".json").read_text())["flops"] <= LIVE_MAX_FLOPS:
+                return Path(path)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return Path(next(iter(models.values()))) if models else default_model_path()
 
 
 def default_model_path() -> Path:

@@ -265,6 +265,19 @@ def plot_tta(emotions: np.ndarray, proba: np.ndarray, proba_tta: np.ndarray, tit
     return fig
 
 
+def plot_corruptions(results: dict[str, dict], title: str = "") -> Figure:
+    """Accuracy on clean faces and under each corruption, one bar per model: ``results`` maps a model's name to
+    what :func:`fer_utils.evaluation.evaluate_corruptions` returned for it."""
+    rows = [{"corruption": c, "model": f"{name} (mean {r['relative']:.0%} of clean)", "accuracy": acc}
+            for name, r in results.items() for c, acc in r["accuracy"].items()]
+    fig, ax = _subplots(figsize=(11, 4))
+    sns.barplot(pd.DataFrame(rows), x="corruption", y="accuracy", hue="model", ax=ax)
+    ax.set(ylim=(0, 1), title=title or "Accuracy under the corruption suite")
+    ax.tick_params(axis="x", rotation=30)
+    sns.despine(fig)
+    return fig
+
+
 def plot_predictions(faces: np.ndarray, emotions: np.ndarray, proba: np.ndarray, ncols: int = 6,
                      suptitle: str = "") -> Figure:
     """Faces titled with the true emotion and the predicted one with its probability."""

@@ -31,6 +31,8 @@ class Recipe:
         default=None, metadata={"help": "distil from this .keras model: its flip-averaged probabilities on the "
                                         "Training faces are mixed into the targets"})
     teacher_weight: float = dataclasses.field(default=0.7, metadata={"help": "share of the teacher in the targets"})
+    init: str | None = dataclasses.field(
+        default=None, metadata={"help": "start from this .keras model's weights (same network) instead of at random"})
 
     def __post_init__(self):
         if self.class_weight == "none":  # the command line's spelling of None

@@ -137,6 +137,12 @@ def train(model: str | Recipe, data: FERData, out: str | os.PathLike, *, verbose
             state = {"recipe": recipe.to_dict(), "epoch": 0, "history": {}, "best_val_accuracy": -1.0, "best_epoch": 0,
                      "seconds": 0.0}
             net = _compiled(recipe, steps_per_epoch)
+            if recipe.init:
+                start = load_model(recipe.init)
+                if [w.shape for w in start.weights] != [w.shape for w in net.weights]:
+                    raise ValueError(f"init={recipe.init!r} is another network than the recipe's {recipe.model} "
+                                     f"{recipe.model_kwargs}; pass the same --model and --model-kwargs it was trained with")
+                net.set_weights(start.get_weights())
         state.setdefault("precision_epochs", {})
         for epoch in range(state["epoch"], recipe.epochs):
             # the order depends only on (seed, epoch), so a resumed run sees the same batches as an unbroken one

@@ -34,7 +34,7 @@ import traitlets
 from fer_utils.atomic import atomic_path, write_atomic
 from fer_utils.detector import DEFAULT_DETECTOR
 from fer_utils.loader import EMOTIONS, PROJECT_ROOT
-from fer_utils.models import shipped_models
+from fer_utils.models import live_model_path, shipped_models
 from fer_utils.recognizer import EmotionRecognizer, Face, annotate, read_image
 from fer_utils.scenes import astronaut_bgr
 from fer_utils.video import COLUMNS, FaceTracker, save_table
@@ -353,11 +353,11 @@ class WebcamPanel(widgets.VBox):
         self._reset_stats()
 
         self._models = {name: str(path) for name, path in shipped_models().items()}
-        model_key = self._model_key(model)
-        if model is None and self._models:  # the best shipped model, as the selector shows it
-            model = next(iter(self._models.values()))
+        if model is None and self._models:  # the best shipped model fast enough for live video
+            model = str(live_model_path(self._models))
         elif isinstance(model, str) and model in self._models:  # a shipped model's name
             model = self._models[model]
+        model_key = self._model_key(model)
         self.detector = detector
         self.recognizer = _as_recognizer(model, detector)
 

@@ -2,10 +2,11 @@
 average them into one model, distil the live net from that average, evaluate on PublicTest, and write the models,
 the record and the log into one folder.
 
-    KERAS_BACKEND=jax python scripts/gpu_flagship.py FER2013 OUT_DIR [--budget 420] [--seeds 4]
+    KERAS_BACKEND=jax python scripts/gpu_flagship.py FER2013 OUT_DIR [--budget 420] [--seeds 4] [--parallel 1]
 
 FER2013 is the CSV or its packed copy (``python -m fer_utils pack``). Epochs are sized to the budget: a probe trains
-every process for two epochs side by side and times the second; the chosen epochs are recorded in each model's
+``--parallel`` teachers and one student for two epochs side by side and times the second (and stops the run if
+compiling alone outlasts ``--probe-timeout``); the chosen epochs are recorded in each model's
 recipe, so its card's command reruns it on any machine. Rehearse on a CPU first with ``--budget 60 --tiny``.
 
 Teachers come back as float16 weights (``teacher_<seed>.npz``, half a float32 ``.keras``: a results folder of
@@ -25,10 +26,12 @@ import time
 from pathlib import Path
 
 # Plain values: the recipes. TEACHER is a VGG of 5.2M parameters (64-512 filters, a 1024-unit head); STUDENT is
-# vgg8's layout (1.2M parameters, as fast as vgg8 through the recognizer).
+# vgg8's layout (1.2M parameters, as fast as vgg8 through the recognizer), trained also on brighter, darker, blurred
+# and noisy faces (photometric augmentation) for webcam use, against the teachers' answers on the clean faces.
 TEACHER = {"model": "vgg", "model_kwargs": {"filters": [64, 128, 256, 512], "units": [1024], "dropout": 0.4, "erasing": 0.25},
            "batch_size": 128, "learning_rate": 2e-3, "weight_decay": 1e-4, "label_smoothing": 0.1, "mixed_precision": True}
-STUDENT = {"model": "vgg", "model_kwargs": {"filters": [32, 64, 128, 256], "units": [256], "dropout": 0.3, "erasing": 0.25},
+STUDENT = {"model": "vgg", "model_kwargs": {"filters": [32, 64, 128, 256], "units": [256], "dropout": 0.3, "erasing": 0.25,
+                                           "photometric": 1.0},
            "batch_size": 128, "learning_rate": 2e-3, "weight_decay": 1e-4, "label_smoothing": 0.0, "mixed_precision": True,
            "teacher_weight": 0.7}
 TINY = {"filters": [4, 8], "units": [8]}  # --tiny: the same run in minutes on a CPU, to rehearse it
@@ -42,20 +45,32 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def train_all(jobs: dict[str, dict], data: str, out: Path) -> dict[str, dict]:
-    """Run ``python -m fer_utils train`` for every recipe at once (one process each); returns their records."""
+def train_all(jobs: dict[str, dict], data: str, out: Path, parallel: int = 1, timeout: float | None = None) -> dict[str, dict]:
+    """Run ``python -m fer_utils train`` for every recipe, ``parallel`` processes at a time; returns their records.
+    Past ``timeout`` seconds every process is stopped and the error says so."""
     from fer_utils.models import read_info
     from fer_utils.recipe import Recipe
 
-    procs = {}
-    for name, fields in jobs.items():
-        cmd = Recipe(**fields).command(data=data, out=str(out / f"{name}.keras"))
-        with open(out / f"{name}.log", "w") as log_file:
-            procs[name] = subprocess.Popen([sys.executable, *shlex.split(cmd)[1:], "--verbose", "2"], stdout=log_file,
-                                           stderr=subprocess.STDOUT)
-    for name, p in procs.items():
-        if p.wait() != 0:
-            raise RuntimeError(f"training {name} failed; see {out / f'{name}.log'}:\n{(out / f'{name}.log').read_text()[-3000:]}")
+    names, deadline = list(jobs), None if timeout is None else time.time() + timeout
+    for i in range(0, len(names), parallel):
+        procs = {}
+        for name in names[i:i + parallel]:
+            cmd = Recipe(**jobs[name]).command(data=data, out=str(out / f"{name}.keras"))
+            with open(out / f"{name}.log", "w") as log_file:
+                procs[name] = subprocess.Popen([sys.executable, *shlex.split(cmd)[1:], "--verbose", "2"],
+                                               stdout=log_file, stderr=subprocess.STDOUT)
+        for name, p in procs.items():
+            try:
+                code = p.wait(None if deadline is None else max(1.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                for q in procs.values():
+                    q.kill()
+                raise RuntimeError(f"{name} did not finish within {timeout:.0f} s (see {out / f'{name}.log'}): on a "
+                                   "fresh GPU machine that is XLA compiling and autotuning; stopped here so that "
+                                   "the lease is not spent waiting") from None
+            if code != 0:
+                raise RuntimeError(f"training {name} failed; see {out / f'{name}.log'}:\n"
+                                   f"{(out / f'{name}.log').read_text()[-3000:]}")
     return {name: read_info(out / f"{name}.keras") for name in jobs}
 
 
@@ -70,13 +85,20 @@ def main() -> int:
     p.add_argument("data", help="FER2013 CSV or packed copy; with --unpack, the folder a run wrote")
     p.add_argument("out", help="folder for models, record and log; with --unpack, where to write the .keras files")
     p.add_argument("--budget", type=float, default=420, help="seconds of training for teachers and student together")
-    p.add_argument("--seeds", type=int, default=4, help="teachers trained side by side")
+    p.add_argument("--seeds", type=int, default=4, help="teachers, averaged into one model")
+    p.add_argument("--parallel", type=int, default=1, help="training processes at once on the one GPU (XLA's "
+                   "autotuner stalls when several compile at once: 1 until measured otherwise)")
+    p.add_argument("--probe-timeout", type=float, default=150, help="stop if the probe takes longer (seconds)")
     p.add_argument("--tiny", action="store_true", help="tiny networks: rehearse the whole run on a CPU")
     p.add_argument("--unpack", action="store_true", help="rebuild float32 .keras teachers from a run's folder")
     args = p.parse_args()
     if args.unpack:
         return unpack(Path(args.data), Path(args.out))
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several processes share one GPU
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several processes may share one GPU
+    # On the lent H200 (JAX 0.11.2) XLA's autotuner logged "Delay kernel timed out" and no epoch began within 200 s,
+    # with one process as with five: autotuning off trades a few percent of speed for a compile that ends.
+    if "xla_gpu_autotune_level" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_autotune_level=0").strip()
     out = Path(args.out)
     work = Path(os.environ.get("FLAGSHIP_WORK", "/tmp/flagship"))  # checkpoints and full-size models stay here
     work.mkdir(parents=True, exist_ok=True)
@@ -94,18 +116,21 @@ def main() -> int:
     if args.tiny:
         teacher["model_kwargs"] = student["model_kwargs"] = TINY
 
-    probe = {f"probe_teacher_{s}": teacher | {"epochs": PROBE_EPOCHS, "seed": s} for s in range(args.seeds)}
+    probe = {f"probe_teacher_{s}": teacher | {"epochs": PROBE_EPOCHS, "seed": s} for s in range(args.parallel)}
     probe["probe_student"] = student | {"epochs": PROBE_EPOCHS}
     t0 = time.time()
-    records = train_all(probe, args.data, work)
+    records = train_all(probe, args.data, work, parallel=args.parallel, timeout=args.probe_timeout)
     t_epoch = {k: r["history"]["seconds"] for k, r in records.items()}
     log(f"probe ({time.time() - t0:.0f} s): seconds per epoch {json.dumps(t_epoch)}")
-    teacher["epochs"] = epochs_for(records["probe_teacher_0"], args.budget * TEACHER_SHARE)
-    student["epochs"] = epochs_for(records["probe_student"], args.budget * (1 - TEACHER_SHARE))
+    # the teachers train args.seeds / args.parallel rounds one after another
+    teacher["epochs"] = epochs_for(records["probe_teacher_0"], args.budget * TEACHER_SHARE * args.parallel / args.seeds)
+    student["epochs"] = epochs_for(records["probe_student"],
+                                   args.budget * (1 - TEACHER_SHARE) * args.parallel / len(STUDENT_SEEDS))
     log(f"teachers: {args.seeds} seeds x {teacher['epochs']} epochs; student {student['epochs']} epochs")
 
     t0 = time.time()
-    teachers = train_all({f"teacher_{s}": teacher | {"seed": s} for s in range(args.seeds)}, args.data, work)
+    teachers = train_all({f"teacher_{s}": teacher | {"seed": s} for s in range(args.seeds)}, args.data, work,
+                         parallel=args.parallel)
     log(f"teachers trained in {time.time() - t0:.0f} s: PublicTest " +
         ", ".join(f"{k} {r['val_accuracy']:.4f}" for k, r in teachers.items()))
     summary = {"teachers": teachers, "probe_seconds_per_epoch": t_epoch}
@@ -113,7 +138,10 @@ def main() -> int:
         export_half(work / f"{name}.keras", out / f"{name}.npz")
     members = sorted(teachers, key=lambda k: -teachers[k]["val_accuracy"])
     ensemble = work / f"teachers_x{len(members)}.keras"
-    save_ensemble([work / f"{m}.keras" for m in members], ensemble)
+    if len(members) > 1:
+        save_ensemble([work / f"{m}.keras" for m in members], ensemble)
+    else:
+        ensemble = work / f"{members[0]}.keras"
     summary["ensemble"] = {tta or "plain": evaluate(load_model(ensemble), data, tta=tta) for tta in (False, "flip", "shift")}
     log("ensemble PublicTest: " + ", ".join(f"{k} {v['accuracy']:.4f} / F1 {v['macro_f1']:.4f}"
                                             for k, v in summary["ensemble"].items()))
@@ -121,7 +149,7 @@ def main() -> int:
 
     t0 = time.time()
     students = train_all({f"student_{s}": student | {"seed": s, "teacher": str(ensemble)} for s in STUDENT_SEEDS},
-                         args.data, work)
+                         args.data, work, parallel=args.parallel)
     log(f"students trained in {time.time() - t0:.0f} s: PublicTest " +
         ", ".join(f"{k} {r['val_accuracy']:.4f}" for k, r in students.items()))
     best = max(students, key=lambda k: students[k]["val_accuracy"])  # selected on PublicTest, as every epoch is

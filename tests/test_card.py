@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 
 from fer_utils.__main__ import build_parser, main
 from fer_utils.card import reproduce, write_card
-from fer_utils.evaluation import evaluate
+from fer_utils.evaluation import CORRUPTIONS, evaluate
 from fer_utils.loader import load_or_synthesize
 from fer_utils.models import load_model, read_info
 from fer_utils.training import train
@@ -26,11 +26,15 @@ def test_card_records_figures_and_a_rerunnable_command(tmp_path, synthetic_small
     md = (tmp_path / "tiny.md").read_text()
     assert f"{card['results']['plain']['accuracy']:.4f}" in md and "| baseline | 0.5 |" in md
     assert set(saved["results"]) == {"plain", "tta", "tta_shift"}
+    assert list(saved["corruptions"]["accuracy"]) == ["clean", *CORRUPTIONS]
+    assert saved["corruptions"]["accuracy"]["clean"] == saved["results"]["plain"]["accuracy"]
+    assert "## Robustness" in md and f"{saved['corruptions']['mean']:.4f}" in md
+    assert saved["machine"]["backend"] == "tensorflow" and "Keras on tensorflow" in md
     assert saved["results"]["tta_shift"]["tta"] == "shift" and f"{card['results']['tta_shift']['macro_f1']:.4f}" in md
     argv = shlex.split(card["command"].replace('"$FER2013_PATH"', "data.csv"))[3:]
     args = build_parser().parse_args(argv)
     recipe = read_info(tmp_path / "tiny.keras")["recipe"]
-    assert (args.model, args.epochs, args.seed, json.loads(args.model_kwargs)) == ("lenet", 2, 0, kwargs)
+    assert (args.model, args.epochs, args.seed, args.model_kwargs) == ("lenet", 2, 0, kwargs)
     assert args.learning_rate == recipe["learning_rate"] and args.batch_size == recipe["batch_size"]
     with redirect_stdout(io.StringIO()) as out:
         assert main(["evaluate", "--model", str(tmp_path / "tiny.keras"), "--data", "synthetic", "--tta", "shift", "--json"]) == 0

@@ -226,3 +226,33 @@ def test_shift_tta_averages_ten_predictions():
     proba = ev.predict_proba(Recorder(), faces, tta="shift")
     assert len(seen) == 10
     np.testing.assert_allclose(proba, np.tile(np.bincount(np.arange(1, 11) % 7, minlength=7) / 10, (3, 1)))
+
+
+def test_corruptions_are_fixed_seeded_and_each_changes_the_faces():
+    faces = make_synthetic(60, seed=3).images
+    for c in ev.CORRUPTIONS:
+        out = ev.corrupt(faces, c)
+        assert out.shape == faces.shape and out.dtype == np.uint8, c
+        assert np.array_equal(out, ev.corrupt(faces, c)), f"{c} is not reproducible"
+        assert np.abs(out.astype(int) - faces).mean() > 1.0, f"{c} barely changes the faces"
+    assert ev.corrupt(faces, "dark").mean() < faces.mean() < ev.corrupt(faces, "bright").mean()
+    assert ev.corrupt(faces, "low_contrast").std() < faces.std()
+    assert not np.array_equal(ev.corrupt(faces, "noise", seed=0), ev.corrupt(faces, "noise", seed=1))
+    with pytest.raises(ValueError, match="corruption='fog' is unknown"):
+        ev.corrupt(faces, "fog")
+
+
+def test_evaluate_corruptions_scores_every_corruption_against_clean(tmp_path):
+    from fer_utils.__main__ import main
+
+    data = make_synthetic(300, seed=0)
+    model = build_lenet(filters=(4, 8), units=(16,))
+    result = ev.evaluate_corruptions(model, data, "PublicTest")
+    assert list(result["accuracy"]) == ["clean", *ev.CORRUPTIONS]
+    part = data.split("PublicTest")
+    blur = (ev.predict_proba(model, ev.corrupt(part.images, "blur")).argmax(1) == part.emotions).mean()
+    assert result["accuracy"]["blur"] == pytest.approx(blur)
+    assert result["mean"] == pytest.approx(np.mean([result["accuracy"][c] for c in ev.CORRUPTIONS]))
+    assert result["relative"] == pytest.approx(result["mean"] / result["accuracy"]["clean"])
+    save_model(model, tmp_path / "m.keras")
+    assert main(["evaluate", "--model", str(tmp_path / "m.keras"), "--data", "synthetic", "--corruptions"]) == 0

@@ -193,3 +193,13 @@ def test_banner_says_synthetic(data):
     assert "SYNTHETIC" in plots.banner(data).data
     real = FERData(data.images, data.emotions, data.splits, "/x/fer2013.csv")
     assert "SYNTHETIC" not in plots.banner(real).data and "fer2013.csv" in plots.banner(real).data
+
+
+def test_corruption_bars_are_the_accuracies():
+    results = {"a": {"accuracy": {"clean": 0.7, "blur": 0.6, "jpeg": 0.5}, "relative": 0.55 / 0.7},
+               "b": {"accuracy": {"clean": 0.6, "blur": 0.3, "jpeg": 0.6}, "relative": 0.45 / 0.6}}
+    fig = plots.plot_corruptions(results)
+    ax = fig.axes[0]
+    heights = sorted(round(p.get_height(), 3) for p in ax.patches if p.get_height() > 0)
+    assert heights == sorted([0.7, 0.6, 0.5, 0.6, 0.3, 0.6])
+    assert "a (mean 79% of clean)" in [t.get_text() for t in ax.get_legend().get_texts()]

@@ -175,3 +175,18 @@ def test_importing_fer_utils_turns_onednn_on_unless_told_otherwise(setting, expe
     code = "import os, fer_utils; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == expected, run.stderr
+
+
+def test_photometric_augmentation_changes_light_blur_and_noise_only_in_training(tmp_path):
+    model = build_model("vgg", filters=[4, 8], units=[8], photometric=1.0)
+    aug = model.get_layer("augmentation")
+    names = [type(layer).__name__ for layer in aug.layers]
+    assert {"RandomBrightness", "RandomGaussianBlur", "GaussianNoise"} <= set(names)
+    faces = make_synthetic(70, seed=0).images[:8]
+    x = faces[..., None].astype("float32") / 255
+    np.testing.assert_array_equal(np.asarray(aug(x, training=False)), x)
+    brightness = aug.layers[names.index("RandomBrightness")]
+    assert np.abs(np.asarray(brightness(x, training=True)).mean(axis=(1, 2, 3)) - x.mean(axis=(1, 2, 3))).max() > 0.01
+    save_model(model, tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras", safe_mode=True).get_layer("augmentation") is not None
+    assert "RandomBrightness" not in [type(layer).__name__ for layer in build_model("vgg", filters=[4, 8]).get_layer("augmentation").layers]

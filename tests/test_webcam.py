@@ -335,3 +335,16 @@ def test_notebook_runs_headless_on_the_clip(model_path, tmp_path):
     assert "Traceback" not in text and '"output_type": "error"' not in text
     assert "fps" in text and "face" in text
 
+
+
+def test_the_live_default_is_the_best_model_as_fast_as_vgg8(model_path, tmp_path, monkeypatch):
+    from fer_utils.models import LIVE_MAX_FLOPS, live_model_path
+
+    big, fast = (save_model(build_lenet(filters=(4, 4), units=(8,)), tmp_path / f"{n}.keras") for n in ("big", "fast"))
+    big.with_suffix(".json").write_text(json.dumps({"flops": 4 * LIVE_MAX_FLOPS}))
+    fast.with_suffix(".json").write_text(json.dumps({"flops": LIVE_MAX_FLOPS / 2}))
+    models = {"big": big, "tiny": model_path, "fast": fast}  # best first, as shipped_models orders them
+    assert live_model_path(models) == fast
+    assert live_model_path({"big": big, "tiny": model_path}) == big  # none carded as fast: the best
+    monkeypatch.setattr("fer_utils.webcam.shipped_models", lambda: models)
+    assert WebcamPanel("browser").model_select.value == "fast"
