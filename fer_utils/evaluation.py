@@ -109,7 +109,8 @@ def evaluate_corruptions(model: keras.Model, data: FERData, split: str = "Public
     for c in CORRUPTIONS:
         acc[c] = float((predict(model, corrupt(part.images, c), tta=tta).argmax(1) == part.emotions).mean())
     mean = float(np.mean([acc[c] for c in CORRUPTIONS]))
-    return {"accuracy": acc, "mean": mean, "relative": mean / acc["clean"], "split": split, "tta": tta, "n": len(part)}
+    relative = mean / acc["clean"] if acc["clean"] else float("nan")  # an untrained model may get no face right
+    return {"accuracy": acc, "mean": mean, "relative": relative, "split": split, "tta": tta, "n": len(part)}
 
 
 def evaluate(model: keras.Model, data: FERData, split: str = "PublicTest", *, tta: bool | str = False) -> dict:

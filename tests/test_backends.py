@@ -54,7 +54,9 @@ def test_a_model_trained_under_jax_loads_under_tensorflow_with_the_same_probabil
 
 @pytest.mark.slow
 def test_two_devices_split_each_batch_with_keras_data_parallel(tmp_path):
-    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    # on a busy 2-core machine one device's thread can wait past XLA's default 40 s for the other at an all-reduce
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2 --xla_cpu_collective_call_terminate_timeout_seconds=900"
+                        " --xla_cpu_collective_timeout_seconds=900"}
     info = _train_under_jax(tmp_path / "dp.keras", env=env)
     assert info["machine"]["devices"] == 2 and len(info["history"]["val_accuracy"]) == 2
     assert np.isfinite(info["history"]["loss"]).all()
