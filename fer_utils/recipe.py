@@ -59,6 +59,8 @@ class Recipe:
         args = ["python", "-m", "fer_utils", "train", "--data", "DATA", "--out", out]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "teacher_weight" and self.teacher is None:
+                continue  # means nothing without a teacher
             flag = "--" + f.name.replace("_", "-")
             if isinstance(value, bool):
                 args += [flag] if value else []
