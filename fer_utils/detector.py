@@ -11,65 +11,26 @@ Three detectors whose models ship inside a wheel (nothing is downloaded at run t
 
 All return square boxes framed like the Haar box, because that is how FER2013 faces are framed: run on upscaled
 FER2013 images, the Haar box is centred and covers 98% of the 48x48 image (median of 1,221 faces). So the default
-crop is the box itself (``margin=0``), turned gray and resized to 48x48. Eye landmarks let :func:`crop_faces`
-level the eyes.
+crop is the box itself (``margin=0``), turned gray and resized to 48x48. Eye landmarks let
+:func:`~fer_utils.images.crop_faces` level the eyes.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fer_utils.loader import SIDE
+from fer_utils.images import as_uint8, crop_faces, to_bgr, to_gray  # noqa: F401 (crop_faces, as_uint8: public names)
+from fer_utils.litert import litert_interpreter
 
 DETECTORS = ("haar", "blazeface", "mtcnn")
-DEFAULT_DETECTOR = "haar"
-
-
-def to_gray(image: np.ndarray, color: str = "bgr") -> np.ndarray:
-    """uint8 gray copy of a gray, BGR/RGB or BGRA/RGBA image; a clear ValueError for any other layout."""
-    image = as_uint8(image)
-    if image.ndim == 2:
-        return image
-    code = {("bgr", 3): cv2.COLOR_BGR2GRAY, ("rgb", 3): cv2.COLOR_RGB2GRAY,
-            ("bgr", 4): cv2.COLOR_BGRA2GRAY, ("rgb", 4): cv2.COLOR_RGBA2GRAY}
-    if image.shape[2] == 1:
-        return image[:, :, 0]
-    return cv2.cvtColor(image, code[_color(color), image.shape[2]])
-
-
-def to_bgr(image: np.ndarray, color: str = "bgr") -> np.ndarray:
-    """uint8 3-channel BGR version of a gray, BGR/RGB or BGRA/RGBA image (the input itself if already BGR uint8)."""
-    image = as_uint8(image)
-    if image.ndim == 2 or image.shape[2] == 1:
-        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-    code = {("bgr", 3): None, ("rgb", 3): cv2.COLOR_RGB2BGR, ("bgr", 4): cv2.COLOR_BGRA2BGR, ("rgb", 4): cv2.COLOR_RGBA2BGR}
-    c = code[_color(color), image.shape[2]]
-    return image if c is None else cv2.cvtColor(image, c)
-
-
-def as_uint8(image: np.ndarray) -> np.ndarray:
-    """Check the layout (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); floats in [0, 1] are scaled to 0-255."""
-    image = np.asarray(image)
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or min(image.shape[:2]) == 0:
-        raise ValueError(f"image must be (H, W) gray, (H, W, 3) BGR/RGB or (H, W, 4) BGRA/RGBA; got shape {image.shape}")
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.bool_ or not np.issubdtype(image.dtype, np.number):
-        raise ValueError(f"image must be uint8 (0-255) or float (0-1); got dtype {image.dtype}")
-    if np.issubdtype(image.dtype, np.floating) and image.size and np.nanmax(image) <= 1.0:
-        image = image * 255.0
-    return np.clip(np.nan_to_num(image), 0, 255).astype(np.uint8)
-
-
-def _color(color: str) -> str:
-    if color not in ("bgr", "rgb", "gray"):
-        raise ValueError(f"color must be 'bgr', 'rgb' or 'gray'; got {color!r}")
-    return "bgr" if color == "gray" else color
+DEFAULT_DETECTOR = "haar"  # photos: the surest on tightly cropped faces
+# videos and the live webcam: 3x the frame rate of Haar on a 640x480 single-face clip (56 vs 17 fps with vgg8x2 on
+# the slowest 2-core CPU), and better with turned faces; `make bench` measures both
+LIVE_DETECTOR = "blazeface"
 
 
 def _downscale(image: np.ndarray, scale: float) -> np.ndarray:
@@ -83,6 +44,7 @@ class Detector:
     """Finds faces: ``detect(image)`` -> int array (K, 4) of square boxes x, y, w, h in the image's pixels."""
 
     min_size: int = 40
+    gray_input: bool = False  # True: give it the gray frame, which the recognizer makes anyway
 
     def detect(self, image: np.ndarray, color: str = "bgr") -> np.ndarray:
         """Boxes (K, 4) int x, y, w, h of the faces in a gray, BGR, RGB or BGRA image; (0, 4) when none."""
@@ -112,6 +74,8 @@ class HaarDetector(Detector):
         if cv2.CascadeClassifier(self.cascade_path).empty():
             raise FileNotFoundError(f"Haar cascade {self.cascade_path} not found; reinstall opencv-python-headless<5")
         self._local = threading.local()
+
+    gray_input = True
 
     def _cascade(self) -> cv2.CascadeClassifier:
         if not hasattr(self._local, "cascade"):
@@ -249,20 +213,6 @@ class BlazeFaceDetector(Detector):
         return boxes[order], eyes[order]
 
 
-def litert_interpreter(content: bytes, input_shape: list[int] | None = None):
-    """A LiteRT interpreter (XNNPACK, up to 4 threads) for a ``.tflite`` model's bytes, with its input resized to
-    ``input_shape`` if given and its tensors allocated, and the index of its input. Not thread-safe: one per thread.
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=content, num_threads=min(4, os.cpu_count() or 1))
-    index = interpreter.get_input_details()[0]["index"]
-    if input_shape is not None:
-        interpreter.resize_tensor_input(index, input_shape)
-    interpreter.allocate_tensors()
-    return interpreter, index
-
-
 def _left_to_right(boxes: np.ndarray) -> np.ndarray:
     """Boxes sorted by x then y: OpenCV's parallel scan returns them in no fixed order."""
     return boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))] if len(boxes) else boxes.reshape(0, 4)
@@ -279,45 +229,3 @@ def build_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> Detector:
     if name == "mtcnn":
         return MTCNNDetector(**kwargs)
     raise ValueError(f"detector {name!r} is unknown; expected one of {list(DETECTORS)}")
-
-
-def crop_faces(gray: np.ndarray, boxes: np.ndarray, margin: float = 0.0, eyes: np.ndarray | None = None) -> np.ndarray:
-    """uint8 (K, 48, 48) faces: each box squared around its centre, widened by ``margin`` of its side on every
-    side, cut from ``gray`` (edges replicated where it leaves the frame) and resized. With ``eyes`` (K, 2, 2),
-    each face is first rotated so its eyes are level.
-    """
-    gray = to_gray(gray)
-    boxes = np.asarray(boxes, float).reshape(-1, 4)
-    out = np.empty((len(boxes), SIDE, SIDE), np.uint8)
-    for i, (x, y, w, h) in enumerate(boxes):
-        side = max(w, h) * (1 + 2 * margin)
-        cx, cy = x + w / 2, y + h / 2
-        if eyes is None:
-            out[i] = _cut(gray, cx, cy, side, SIDE)
-            continue
-        # rotate a larger cut so the corners stay filled, then keep its centre
-        big = int(np.ceil(SIDE * 1.5))
-        patch = _cut(gray, cx, cy, side * big / SIDE, big)
-        (lx, ly), (rx, ry) = eyes[i]
-        angle = np.degrees(np.arctan2(ry - ly, rx - lx))
-        m = cv2.getRotationMatrix2D((big / 2, big / 2), angle, 1.0)
-        patch = cv2.warpAffine(patch, m, (big, big), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        o = (big - SIDE) // 2
-        out[i] = patch[o:o + SIDE, o:o + SIDE]
-    return out
-
-
-def _cut(gray: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.ndarray:
-    """Square of ``side`` pixels centred at (cx, cy), edge-replicated outside the frame, resized to ``size``."""
-    s = max(1, round(side))
-    x0, y0 = round(cx - s / 2), round(cy - s / 2)
-    x1, y1 = x0 + s, y0 + s
-    h, w = gray.shape
-    patch = gray[max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)]
-    if patch.size == 0:  # box entirely outside the frame
-        return np.zeros((size, size), np.uint8)
-    pad = (max(0, -y0), max(0, y1 - h)), (max(0, -x0), max(0, x1 - w))
-    if any(p for pair in pad for p in pair):
-        patch = np.pad(patch, pad, mode="edge")
-    interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
-    return cv2.resize(patch, (size, size), interpolation=interp)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (
@@ -20,7 +19,12 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from fer_utils.loader import EMOTIONS, FERData
+from fer_utils.constants import EMOTIONS
+from fer_utils.litert import quiet_native_logs
+from fer_utils.loader import FERData
+
+with quiet_native_logs():  # TensorFlow's oneDNN start-up line, which TF_CPP_MIN_LOG_LEVEL does not hide
+    import keras
 
 TTA_MODES = ("flip", "shift")
 SHIFTS = ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))  # pixels (dx, dy); chosen on PublicTest (see the vgg8 card)

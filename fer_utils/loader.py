@@ -20,21 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-SPLITS = ("Training", "PublicTest", "PrivateTest")
+from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS, PROJECT_ROOT, SIDE, SPLITS, cache_dir
+
 # The image-folder release merges PublicTest and PrivateTest into one "test" folder; without the file-name
 # prefixes we cannot tell them apart, so those rows get this split name.
 MERGED_TEST = "Test"
-SIDE = 48
 N_PIXELS = SIDE * SIDE
 CACHE_VERSION = 1
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DOWNLOAD_HINT = (
-    "Get FER2013 from Kaggle: the challenge's fer2013.csv "
-    "(https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge/data) "
-    "or the image-folder release (https://www.kaggle.com/datasets/msambare/fer2013), "
-    "then put it in data/ or set FER2013_PATH to its path."
-)
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
@@ -116,20 +108,6 @@ def find_dataset(path: str | os.PathLike | None = None) -> Path | None:
     if (data_dir / "train").is_dir():
         return data_dir
     return None
-
-
-def load_or_synthesize(path: str | os.PathLike | None = None, *, synthetic_size: int = 3500, seed: int = 0) -> FERData:
-    """Real FER2013 when one is found (see :func:`find_dataset`), else the clearly labelled synthetic default.
-
-    ``path="synthetic"`` asks for the synthetic default even when a dataset is present.
-    """
-    found = None if str(path) == "synthetic" else find_dataset(path)
-    if found is not None:
-        return load_fer2013(found)
-    from fer_utils.synthetic import make_synthetic
-
-    print(f"No FER2013 found: using the SYNTHETIC embedded default ({synthetic_size} generated faces). {DOWNLOAD_HINT}")
-    return make_synthetic(synthetic_size, seed=seed)
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -431,12 +409,6 @@ def _fingerprint(src: Path) -> str:
                 parts.append(f"{p.relative_to(src)}:{st.st_size}:{st.st_mtime_ns}")
     parts.append(f"v{CACHE_VERSION}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def cache_dir() -> Path:
-    """Where fer_utils keeps what it can rebuild: ``$FER_UTILS_CACHE_DIR``, else ``~/.cache/fer_utils``."""
-    env = os.environ.get("FER_UTILS_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "fer_utils"
 
 
 def _cache_path(src: Path) -> Path:

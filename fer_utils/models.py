@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
-import keras
 import numpy as np
-from keras import layers
 
 from fer_utils.atomic import atomic_path
-from fer_utils.loader import EMOTIONS, PROJECT_ROOT, SIDE
+from fer_utils.constants import EMOTIONS, PROJECT_ROOT, SIDE
+from fer_utils.litert import litert_path, quiet_native_logs
+from fer_utils.shipped import INFO_NAME, LIVE_MAX_FLOPS, default_model_path, live_model_path, read_info, shipped_models  # noqa: F401 (public names)
+
+with quiet_native_logs():  # TensorFlow's oneDNN start-up line, which TF_CPP_MIN_LOG_LEVEL does not hide
+    import keras
+    from keras import layers
 
 MODELS = ("lenet", "vgg")
 
@@ -185,18 +190,25 @@ def walk_layers(model: keras.Model):
 # ----------------------------------------------------------------------------------------------- saving
 
 
-INFO_NAME = "fer_utils.json"  # training record stored inside the .keras zip, beside Keras' own files
-
-
-def save_model(model: keras.Model, path: str | os.PathLike, info: dict | None = None) -> Path:
-    """Save atomically (temp file, then rename) as ``.keras``, with ``info`` (history, recipe) inside the file."""
+def save_model(model: keras.Model, path: str | os.PathLike, info: dict | None = None, *, litert: bool = True) -> Path:
+    """Save atomically (temp file, then rename) as ``.keras``, with ``info`` (history, recipe) inside the file, and
+    with ``litert`` its ``.tflite`` beside it: what the recognizer runs, without TensorFlow. Without it, or where the
+    export fails (another Keras backend with no TensorFlow installed), no stale ``.tflite`` stays beside the model."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"path {str(path)!r} must end in .keras (Keras 3 format)")
+    beside = litert_path(path)
+    beside.unlink(missing_ok=True)
     with atomic_path(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as z:
             z.writestr(INFO_NAME, json.dumps(info or {}, indent=1, default=_json_default))
+    if litert:
+        try:
+            export_litert(model, beside)
+        except Exception as e:
+            warnings.warn(f"saved {path} without {beside.name} ({type(e).__name__}: {e}); run `python -m fer_utils "
+                          f"export {path}` where TensorFlow is installed", stacklevel=2)
     return path
 
 
@@ -218,60 +230,12 @@ def export_litert(model: keras.Model, path: str | os.PathLike) -> Path:
     atomically. LiteRT's XNNPACK kernels run one face 2-3x faster than TensorFlow on this CPU, with the same outputs
     (to 1e-6).
     """
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, quiet_native_logs():  # the converter's MLIR lines
         model.export(tmp, format="litert", verbose=False)
     return Path(path)
-
-
-def read_info(path: str | os.PathLike) -> dict:
-    """The training record saved inside a model file (empty for a model saved by plain Keras)."""
-    with zipfile.ZipFile(path) as z:
-        return json.loads(z.read(INFO_NAME)) if INFO_NAME in z.namelist() else {}
 
 
 def _json_default(o):
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
-
-
-def shipped_models() -> dict[str, Path]:
-    """The trained models in ``models/`` by name, best first: by the PublicTest accuracy of their cards."""
-    folder = PROJECT_ROOT / "models"
-    found = {p.stem: p for p in sorted(folder.glob("*.keras")) if not p.name.startswith(".")}
-    return {name: found[name] for name in sorted(found, key=lambda name: -_card_accuracy(found[name]))}
-
-
-def _card_accuracy(path: Path) -> float:
-    card = path.with_suffix(".json")
-    try:
-        return float(json.loads(card.read_text())["results"]["plain"]["accuracy"])
-    except (OSError, ValueError, KeyError, TypeError):  # no card yet, or not one of ours: after the carded ones
-        return -1.0
-
-
-LIVE_MAX_FLOPS = 250e6  # vgg8's 235 MFLOPs: about 3 ms a face through the recognizer on these 2-core CPUs
-
-
-def live_model_path(models: dict[str, Path] | None = None) -> Path:
-    """The webcam's default: the best of ``models`` (default: the shipped ones, best first) whose card gives at most
-    :data:`LIVE_MAX_FLOPS` per face, so that live video keeps its frame rate; the best one if none is carded so."""
-    models = shipped_models() if models is None else models
-    for path in models.values():
-        try:
-            if json.loads(Path(path).with_suffix(".json").read_text())["flops"] <= LIVE_MAX_FLOPS:
-                return Path(path)
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return Path(next(iter(models.values()))) if models else default_model_path()
-
-
-def default_model_path() -> Path:
-    """The best shipped model: what the recognizer, webcam and evaluation notebook use unless told otherwise."""
-    models = shipped_models()
-    if not models:
-        raise FileNotFoundError(
-            f"no trained model in {PROJECT_ROOT / 'models'}; train one with "
-            "`python -m fer_utils train --model lenet --out models/lenet.keras`"
-        )
-    return next(iter(models.values()))

@@ -1,38 +1,30 @@
 """Faces in, emotions out: detect every face in a frame, crop it like FER2013, classify all crops in one call.
 
-``model.predict`` costs about 65 ms of set-up per call here, more than the network itself, so the recognizer never
-uses it. By default the network is exported once to LiteRT (cached in ``~/.cache/fer_utils``, keyed by its
-weights) and run by XNNPACK, which classifies one face 2-3x faster than TensorFlow on this CPU (vgg8: 2.5 ms vs
-7.2 ms); ``runtime="tensorflow"`` calls it through a ``tf.function`` instead. Either way crops are padded to a
-handful of batch sizes, so each size is prepared once.
+The network runs through LiteRT from the ``.tflite`` beside the ``.keras`` (every shipped model has one), so this
+module, and everything that recognises faces, needs neither TensorFlow nor Keras: XNNPACK classifies one face
+2-3x faster than TensorFlow on these CPUs (vgg8: 2.5 ms vs 7.2 ms), and ``model.predict``'s 65 ms of set-up per
+call would cost more than the network itself. A Keras model with no ``.tflite`` (one of your own) is exported
+once into ``~/.cache/fer_utils`` (keyed by its weights), which needs TensorFlow; ``runtime="tensorflow"`` calls the
+Keras model through a ``tf.function`` instead. Either way crops are padded to a handful of batch sizes, so each size
+is prepared once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import keras
 import numpy as np
-import tensorflow as tf
 
-from fer_utils.detector import (
-    DEFAULT_DETECTOR,
-    Detector,
-    as_uint8,
-    build_detector,
-    crop_faces,
-    litert_interpreter,
-    to_bgr,
-    to_gray,
-)
-from fer_utils.loader import EMOTIONS, SIDE, cache_dir
-from fer_utils.models import default_model_path, export_litert, load_model
+from fer_utils.constants import EMOTIONS, SIDE, cache_dir
+from fer_utils.detector import DEFAULT_DETECTOR, Detector, build_detector
+from fer_utils.images import as_uint8, crop_faces, read_image, to_bgr, to_gray  # noqa: F401 (read_image: public name)
+from fer_utils.litert import LiteRTNetwork, litert_path
+from fer_utils.shipped import default_model_path
 
 BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # crops are padded to one of these batch sizes: few traces, little waste
 RUNTIMES = ("litert", "tensorflow")
@@ -78,17 +70,15 @@ class EmotionRecognizer:
         runtime: ``"litert"`` (default; fastest here) or ``"tensorflow"``; the same network and probabilities either way.
     """
 
-    def __init__(self, model: str | os.PathLike | keras.Model | None = None, detector: str | Detector = DEFAULT_DETECTOR, *,
-                 largest_only: bool = False, min_face_size: int = 40, margin: float = 0.0, align: bool = False,
-                 runtime: str = "litert"):
+    def __init__(self, model=None, detector: str | Detector = DEFAULT_DETECTOR, *, largest_only: bool = False,
+                 min_face_size: int = 40, margin: float = 0.0, align: bool = False, runtime: str = "litert"):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime {runtime!r} is unknown; expected one of {list(RUNTIMES)}")
-        if model is None:
-            model = default_model_path()
-        self.model = model if isinstance(model, keras.Model) else load_model(Path(model))
-        if tuple(self.model.input_shape[1:]) != (SIDE, SIDE) or self.model.output_shape[-1] != len(EMOTIONS):
-            raise ValueError(f"model must map (N, {SIDE}, {SIDE}) faces to {len(EMOTIONS)} probabilities; got "
-                             f"{self.model.input_shape} -> {self.model.output_shape}")
+        model = default_model_path() if model is None else model
+        self.model_path = Path(model) if isinstance(model, str | os.PathLike) else None
+        self._model = None if self.model_path else model  # the keras.Model, loaded only when needed
+        if self.model_path and not self.model_path.is_file():
+            raise FileNotFoundError(f"model file {self.model_path} does not exist; shipped models are in models/")
         if isinstance(detector, Detector):
             self.detector = detector
         else:
@@ -97,15 +87,37 @@ class EmotionRecognizer:
         self.margin, self.align = float(margin), bool(align)
         self.runtime = runtime
         if runtime == "litert":
-            try:
-                self._call = LiteRTNetwork(self.model)
-            except Exception as e:  # a layer LiteRT cannot convert: the TensorFlow path runs every Keras model
-                warnings.warn(f"model {self.model.name!r} could not be exported to LiteRT ({type(e).__name__}: {e}); "
-                              "using runtime='tensorflow'", stacklevel=2)
-                self.runtime = "tensorflow"
+            beside = litert_path(self.model_path) if self.model_path else None
+            if beside and beside.is_file():
+                self._call = LiteRTNetwork(beside)
+            else:
+                try:
+                    self._call = _exported(self.model)
+                except Exception as e:  # a layer LiteRT cannot convert: the TensorFlow path runs every Keras model
+                    warnings.warn(f"model {self.model.name!r} could not be exported to LiteRT ({type(e).__name__}: "
+                                  f"{e}); using runtime='tensorflow'", stacklevel=2)
+                    self.runtime = "tensorflow"
         if self.runtime == "tensorflow":
-            call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=False)
-            self._call = lambda faces: call(tf.constant(faces)).numpy()
+            self._call = _tensorflow_call(self.model)
+
+    @property
+    def model(self):
+        """The ``keras.Model`` (loaded on first use: recognising faces through LiteRT never needs it)."""
+        if self._model is None:
+            if self.model_path.suffix == ".tflite":
+                raise ValueError(f"{self.model_path} is a LiteRT file; pass its .keras for the Keras model")
+            try:
+                from fer_utils.models import load_model  # Keras and TensorFlow: only for a model with no .tflite
+            except ImportError as e:
+                raise ImportError(
+                    f"{self.model_path} has no {litert_path(self.model_path).name} beside it, and a .keras model needs "
+                    f"TensorFlow ({e}): pip install -e '.[train]', or run `python -m fer_utils export "
+                    f"{self.model_path}` where TensorFlow is installed") from None
+            self._model = load_model(self.model_path)
+            if tuple(self._model.input_shape[1:]) != (SIDE, SIDE) or self._model.output_shape[-1] != len(EMOTIONS):
+                raise ValueError(f"model must map (N, {SIDE}, {SIDE}) faces to {len(EMOTIONS)} probabilities; got "
+                                 f"{self._model.input_shape} -> {self._model.output_shape}")
+        return self._model
 
     # ------------------------------------------------------------------ classification
     def classify(self, faces: np.ndarray) -> np.ndarray:
@@ -134,10 +146,15 @@ class EmotionRecognizer:
         return self
 
     # ------------------------------------------------------------------ frames
-    def locate(self, frame: np.ndarray, color: str = "bgr") -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (K, 4) of the kept faces of one frame (largest first) and their 48x48 crops (K, 48, 48)."""
-        gray = to_gray(frame, color)
-        boxes, eyes = self.detector.detect_landmarks(frame, color)
+    def locate(self, frame: np.ndarray, color: str = "bgr", *, gray: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (K, 4) of the kept faces of one frame (largest first) and their 48x48 crops (K, 48, 48); ``gray``
+        is the frame made gray, when the caller has it already."""
+        gray = to_gray(frame, color) if gray is None else gray
+        if self.detector.gray_input:  # made gray once per frame, not once more inside the detector
+            boxes, eyes = self.detector.detect_landmarks(gray, "gray")
+        else:
+            boxes, eyes = self.detector.detect_landmarks(frame, color)
         return self._keep_and_crop(gray, boxes, eyes)
 
     def crops(self, frame: np.ndarray, boxes: np.ndarray, color: str = "bgr") -> np.ndarray:
@@ -170,43 +187,32 @@ class EmotionRecognizer:
         return result
 
 
-class LiteRTNetwork:
-    """A Keras model run by LiteRT: ``net(faces)`` maps uint8 (N, 48, 48) to float32 (N, 7) probabilities.
+def _exported(model) -> LiteRTNetwork:
+    """A Keras model with no ``.tflite`` beside it, exported once into :func:`cache_dir`, named by a hash of its
+    architecture, weights and TensorFlow version (vgg8: 5-8 s the first time); a damaged cache file is made again."""
+    import tensorflow as tf  # the export needs it
 
-    The export is cached under :func:`~fer_utils.loader.cache_dir`, named by a hash of the model's architecture,
-    weights and TensorFlow version, so it is made once per model (vgg8: 5-8 s). An interpreter is not thread-safe,
-    so each thread gets its own, one per batch size.
-    """
+    from fer_utils.models import export_litert
 
-    def __init__(self, model: keras.Model):
-        key = hashlib.sha256(f"{tf.__version__}\n{model.to_json()}".encode())
-        for w in model.get_weights():
-            key.update(np.ascontiguousarray(w).tobytes())
-        path = cache_dir() / f"{model.name}.{key.hexdigest()[:16]}.tflite"
-        if not path.exists():
-            export_litert(model, path)
-        try:
-            self._load(path)
-        except ValueError:  # a damaged cache file: made again, never trusted
-            export_litert(model, path)
-            self._load(path)
+    key = hashlib.sha256(f"{tf.__version__}\n{model.to_json()}".encode())
+    for w in model.get_weights():
+        key.update(np.ascontiguousarray(w).tobytes())
+    path = cache_dir() / f"{model.name}.{key.hexdigest()[:16]}.tflite"
+    if not path.exists():
+        export_litert(model, path)
+    try:
+        return LiteRTNetwork(path)
+    except ValueError:
+        export_litert(model, path)
+        return LiteRTNetwork(path)
 
-    def _load(self, path: Path) -> None:
-        self._content = path.read_bytes()
-        self._local = threading.local()
-        self(np.zeros((1, SIDE, SIDE), np.uint8))  # a damaged file fails here, not on the first frame
 
-    def __call__(self, faces: np.ndarray) -> np.ndarray:
-        if not hasattr(self._local, "by_size"):
-            self._local.by_size = {}
-        interpreters = self._local.by_size
-        if len(faces) not in interpreters:
-            it, inp = litert_interpreter(self._content, [len(faces), SIDE, SIDE])
-            interpreters[len(faces)] = it, inp, it.get_output_details()[0]["index"]
-        it, inp, out = interpreters[len(faces)]
-        it.set_tensor(inp, np.ascontiguousarray(faces, np.uint8))
-        it.invoke()
-        return it.get_tensor(out)
+def _tensorflow_call(model):
+    """uint8 faces -> probabilities through one ``tf.function`` (no ``predict`` set-up per call)."""
+    import tensorflow as tf
+
+    call = tf.function(lambda x: model(x, training=False), reduce_retracing=False)
+    return lambda faces: call(tf.constant(faces)).numpy()
 
 
 # ---------------------------------------------------------------------------------------------- drawing
@@ -241,18 +247,3 @@ def annotate(frame: np.ndarray, faces: list[Face], color: str = "bgr", *, labels
             cv2.rectangle(out, (bx, by), (bx + round(bar_w * float(p)), by + row - 2), _GREEN, -1)
             cv2.putText(out, name, (bx + bar_w + 3, by + row - 3), font, fs * 0.8, _WHITE, 1, cv2.LINE_AA)
     return out
-
-
-# ---------------------------------------------------------------------------------------------- files
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """A BGR uint8 image from a file; clear errors for a missing path or a file that is not an image."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"image {path} does not exist")
-    if path.is_dir():
-        raise ValueError(f"image {path} is a directory; pass image files")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"image {path} could not be read: not an image format OpenCV reads (jpg, png, bmp, tiff, webp)")
-    return image

@@ -1,4 +1,5 @@
-"""The embedded default: synthetic FER-shaped faces, drawn procedurally, so everything runs without FER2013.
+"""The embedded default: synthetic FER-shaped faces, drawn procedurally, so everything runs without FER2013;
+and :func:`load_or_synthesize`, which picks FER2013 when one is found and this default otherwise.
 
 Each emotion is a cartoon recipe (mouth curve and opening, eye opening, brow height and slant) blurred by random
 pose, lighting, noise and per-face jitter so that the classes overlap a little, like real expressions do.
@@ -7,10 +8,13 @@ These are NOT real faces: anything trained or measured on them says nothing abou
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
-from fer_utils.loader import EMOTIONS, SIDE, FERData
+from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS, SIDE
+from fer_utils.loader import FERData, find_dataset, load_fer2013
 
 # Class proportions of FER2013's Training split (angry ... neutral).
 FER2013_PROPORTIONS = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965], float) / 28709
@@ -87,3 +91,15 @@ def make_synthetic(n: int = 3500, seed: int = 0) -> FERData:
     for i, name in enumerate(names):  # every split non-empty
         splits[len(EMOTIONS) + i] = name
     return FERData(images, emotions, splits, f"synthetic(n={n}, seed={seed})", synthetic=True)
+
+
+def load_or_synthesize(path: str | os.PathLike | None = None, *, synthetic_size: int = 3500, seed: int = 0) -> FERData:
+    """Real FER2013 when one is found (see :func:`find_dataset`), else the clearly labelled synthetic default.
+
+    ``path="synthetic"`` asks for the synthetic default even when a dataset is present.
+    """
+    found = None if str(path) == "synthetic" else find_dataset(path)
+    if found is not None:
+        return load_fer2013(found)
+    print(f"No FER2013 found: using the SYNTHETIC embedded default ({synthetic_size} generated faces). {DOWNLOAD_HINT}")
+    return make_synthetic(synthetic_size, seed=seed)

@@ -21,13 +21,17 @@ import time
 import warnings
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from fer_utils.atomic import write_atomic
-from fer_utils.loader import EMOTIONS, FERData
+from fer_utils.constants import EMOTIONS
+from fer_utils.litert import quiet_native_logs
+from fer_utils.loader import FERData
 from fer_utils.models import build_model, count_flops, load_model, save_model, walk_layers
 from fer_utils.recipe import Recipe
+
+with quiet_native_logs():  # TensorFlow's oneDNN start-up line, which TF_CPP_MIN_LOG_LEVEL does not hide
+    import keras
 
 
 def cpu_has_bf16() -> bool | None:
@@ -164,8 +168,8 @@ def train(model: str | Recipe, data: FERData, out: str | os.PathLike, *, verbose
             ckpt.mkdir(parents=True, exist_ok=True)
             if val_acc > state["best_val_accuracy"]:
                 state["best_val_accuracy"], state["best_epoch"] = val_acc, epoch + 1
-                save_model(net, ckpt / "best.keras")
-            save_model(net, ckpt / "last.keras")
+                save_model(net, ckpt / "best.keras", litert=False)
+            save_model(net, ckpt / "last.keras", litert=False)
             write_atomic(ckpt / "state.json", json.dumps(state, indent=1))  # written last: it vouches for the two files above
             if verbose:
                 print(

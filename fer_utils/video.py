@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.atomic import atomic_path, temp_beside
-from fer_utils.detector import DEFAULT_DETECTOR, to_gray
-from fer_utils.loader import EMOTIONS
+from fer_utils.constants import EMOTIONS
+from fer_utils.detector import LIVE_DETECTOR
+from fer_utils.images import to_gray
 from fer_utils.recognizer import EmotionRecognizer, Face, annotate
 
 COLUMNS = ["frame", "timestamp_s", "face_id", "x", "y", "w", "h", *EMOTIONS, "emotion"]
@@ -184,50 +185,107 @@ def _match(gray, tr: _Track):
 
 # ---------------------------------------------------------------------------------------------- analysis
 
-def iter_analysis(frames: Iterable[np.ndarray], recognizer: EmotionRecognizer, *, color: str = "bgr",
-                  detect_every: int = 1, smoothing: float = 0.0, batch_frames: int = 4,
-                  tracker: FaceTracker | None = None) -> Iterator[tuple[int, np.ndarray, list[int], list[Face]]]:
-    """Stream (frame index, frame, face ids, faces) for each frame; the loop shared by files and the webcam.
-
-    ``batch_frames`` frames are detected, then all their faces classified in one network call.
+class FrameAnalyzer:
+    """The per-frame step that videos and the webcam share: find the faces of each frame (the detector every
+    ``detect_every`` frames, template tracking in between), give each a stable ``face_id``, and classify them, with
+    each face's probabilities optionally smoothed over time (``smoothing``: the weight of the past, 0 = off).
     """
-    if detect_every < 1:
-        raise ValueError(f"detect_every must be >= 1; got {detect_every}")
-    tracker = tracker or FaceTracker(smoothing=smoothing)
-    batch: list[tuple[int, np.ndarray, list[int], np.ndarray, np.ndarray]] = []
+
+    def __init__(self, recognizer: EmotionRecognizer, *, color: str = "bgr", detect_every: int = 1,
+                 smoothing: float = 0.0):
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1; got {detect_every}")
+        self.recognizer, self.color, self.detect_every = recognizer, color, int(detect_every)
+        self.tracker = FaceTracker(smoothing=smoothing)
+        self.index = 0  # of the next frame
+
+    def locate(self, frame: np.ndarray) -> tuple[int, list[int], np.ndarray, np.ndarray]:
+        """(frame index, face ids, boxes (K, 4), crops (K, 48, 48)) of the next frame; no network call yet."""
+        index, self.index = self.index, self.index + 1
+        gray = to_gray(frame, self.color)  # once per frame, for the detector, the crops and the tracker
+        if index % self.detect_every == 0:
+            boxes, crops = self.recognizer.locate(frame, self.color, gray=gray)
+            ids = self.tracker.update(index, boxes)
+        else:
+            boxes, ids = self.tracker.follow(gray, index)
+            crops = self.recognizer.crops(gray, boxes, "gray")
+        if self.detect_every > 1:
+            self.tracker.remember(gray)
+        return index, ids, boxes, crops
+
+    def faces(self, ids: list[int], boxes: np.ndarray, proba: np.ndarray) -> list[Face]:
+        """The faces of one located frame, given their probabilities (smoothed per face id)."""
+        return [Face(tuple(int(v) for v in box), self.tracker.smooth(fid, p) if fid in self.tracker.tracks else p)
+                for fid, box, p in zip(ids, boxes, proba, strict=True)]
+
+    def __call__(self, frame: np.ndarray) -> tuple[int, list[int], list[Face]]:
+        """One frame start to finish, with no batching (live video: no frame waits for the next)."""
+        index, ids, boxes, crops = self.locate(np.asarray(frame))
+        return index, ids, self.faces(ids, boxes, self.recognizer.classify(crops))
+
+
+def iter_analysis(frames: Iterable[np.ndarray], recognizer: EmotionRecognizer, *, color: str = "bgr",
+                  detect_every: int = 1, smoothing: float = 0.0,
+                  batch_frames: int = 4) -> Iterator[tuple[int, np.ndarray, list[int], list[Face]]]:
+    """Stream (frame index, frame, face ids, faces) for each frame, through a :class:`FrameAnalyzer`;
+    ``batch_frames`` frames are located, then all their faces classified in one network call."""
+    analyzer = FrameAnalyzer(recognizer, color=color, detect_every=detect_every, smoothing=smoothing)
+    batch: list[tuple[np.ndarray, int, list[int], np.ndarray, np.ndarray]] = []
 
     def flush():
         crops = [c for *_, c in batch]
         proba = recognizer.classify(np.concatenate(crops)) if crops else np.empty((0, len(EMOTIONS)))
         k = 0
-        for index, frame, ids, boxes, _ in batch:
-            faces = []
-            for fid, box in zip(ids, boxes, strict=True):
-                p = tracker.smooth(fid, proba[k]) if fid in tracker.tracks else proba[k]
-                faces.append(Face(tuple(int(v) for v in box), p))
-                k += 1
-            yield index, frame, ids, faces
+        for frame, index, ids, boxes, _ in batch:
+            yield index, frame, ids, analyzer.faces(ids, boxes, proba[k:k + len(ids)])
+            k += len(ids)
         batch.clear()
 
-    for index, frame in enumerate(frames):
+    for frame in frames:
         frame = np.asarray(frame)
-        gray = to_gray(frame, color)
-        if index % detect_every == 0:
-            boxes, crops = recognizer.locate(frame, color)
-            ids = tracker.update(index, boxes)
-        else:
-            boxes, ids = tracker.follow(gray, index)
-            crops = recognizer.crops(gray, boxes, "gray")
-        if detect_every > 1:
-            tracker.remember(gray)
-        batch.append((index, frame, ids, boxes, crops))
+        batch.append((frame, *analyzer.locate(frame)))
         if len(batch) >= batch_frames:
             yield from flush()
     yield from flush()
 
 
+class FaceTable:
+    """Faces over frames, as the one table videos, the webcam and photos share (:data:`COLUMNS`): rows are kept
+    in growable C arrays (about 120 bytes a row), so a long video's table grows by its data, not by Python objects.
+    """
+
+    def __init__(self):
+        self._ints, self._floats = array("q"), array("d")
+
+    def add(self, index: int, timestamp_s: float, ids: list[int], faces: list[Face]) -> None:
+        """The faces of one frame."""
+        for fid, face in zip(ids, faces, strict=True):
+            self._ints.extend((index, fid, *face.box))
+            self._floats.append(timestamp_s)
+            self._floats.extend(face.probabilities)
+
+    def __len__(self) -> int:
+        return len(self._ints) // 6
+
+    def clear(self) -> None:
+        """Forget every row."""
+        del self._ints[:], self._floats[:]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows as a DataFrame with :data:`COLUMNS`."""
+        # copies: a view would stop the arrays from growing while a recording goes on
+        ints = np.array(self._ints, np.int64).reshape(-1, 6)
+        floats = np.array(self._floats, np.float64).reshape(-1, 8)
+        df = pd.DataFrame(ints, columns=["frame", "face_id", "x", "y", "w", "h"])
+        df.insert(1, "timestamp_s", floats[:, 0])
+        for k, e in enumerate(EMOTIONS):
+            df[e] = floats[:, 1 + k]
+        df["emotion"] = np.array(EMOTIONS, dtype=object)[floats[:, 1:].argmax(axis=1)] if len(df) else np.array([], dtype=object)
+        return df[COLUMNS]
+
+
 def analyze_video(source: str | os.PathLike | Iterable[np.ndarray], recognizer: EmotionRecognizer | None = None, *,
-                  model=None, detector: str = DEFAULT_DETECTOR, color: str = "bgr", fps: float | None = None,
+                  model=None, detector: str = LIVE_DETECTOR, color: str = "bgr", fps: float | None = None,
                   detect_every: int = 1, smoothing: float = 0.0, largest_only: bool = False, min_face_size: int = 40,
                   out: str | os.PathLike | None = None, table: str | os.PathLike | None = None,
                   progress: bool = True, max_frames: int | None = None, batch_frames: int = 4) -> pd.DataFrame:
@@ -248,16 +306,12 @@ def analyze_video(source: str | os.PathLike | Iterable[np.ndarray], recognizer: 
         frames = (f for i, f in zip(range(max_frames), frames, strict=False))
         count = min(count, max_frames) if count else max_frames
     writer, tmp_video = None, None
-    # growable C arrays, ~120 bytes a row: a long video's table grows by its data only, not by Python objects
-    ints, floats = array("q"), array("d")
+    rows = FaceTable()
     bar = _progress(count, progress)
     try:
         for index, frame, ids, faces in iter_analysis(frames, recognizer, color=color, detect_every=detect_every,
                                                        smoothing=smoothing, batch_frames=batch_frames):
-            for fid, face in zip(ids, faces, strict=True):
-                ints.extend((index, fid, *face.box))
-                floats.append(index / rate)
-                floats.extend(face.probabilities)
+            rows.add(index, index / rate, ids, faces)
             if out is not None:
                 drawn = annotate(frame, faces, color, labels=[f"#{i}" for i in ids])
                 if writer is None:
@@ -276,20 +330,10 @@ def analyze_video(source: str | os.PathLike | Iterable[np.ndarray], recognizer: 
             writer.release()
         if tmp_video is not None and os.path.exists(tmp_video):
             os.unlink(tmp_video)
-    df = _table(np.frombuffer(ints, np.int64).reshape(-1, 6), np.frombuffer(floats, np.float64).reshape(-1, 8))
+    df = rows.to_frame()
     if table is not None:
         save_table(df, table)
     return df
-
-
-def _table(ints: np.ndarray, floats: np.ndarray) -> pd.DataFrame:
-    df = pd.DataFrame(ints, columns=["frame", "face_id", "x", "y", "w", "h"])
-    df.insert(1, "timestamp_s", floats[:, 0])
-    proba = floats[:, 1:]
-    for k, e in enumerate(EMOTIONS):
-        df[e] = proba[:, k]
-    df["emotion"] = np.array(EMOTIONS, dtype=object)[proba.argmax(axis=1)] if len(df) else np.array([], dtype=object)
-    return df[COLUMNS]
 
 
 def _progress(total, enabled):

@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from fer_utils.loader import EMOTIONS, FERDataError, find_dataset, load_fer2013, load_or_synthesize, parse_pixels
+from fer_utils.constants import EMOTIONS
+from fer_utils.loader import FERDataError, find_dataset, load_fer2013, parse_pixels
+from fer_utils.synthetic import load_or_synthesize
 
 SPLIT_OF = ["Training", "Training", "PublicTest", "PrivateTest", "Training", "PublicTest"]
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_utils.loader import EMOTIONS
+from fer_utils.constants import EMOTIONS
 from fer_utils.models import build_lenet, save_model
 from fer_utils.recognizer import EmotionRecognizer, Face, annotate, read_image
 from fer_utils.scenes import astronaut_bgr, cluttered_background, make_scene
@@ -163,32 +163,50 @@ def test_eye_landmarks_with_alignment(tiny_model_path, detector):
     assert abs(faces[0].probabilities.sum() - 1) < 1e-5
 
 
-def test_litert_runtime_matches_tensorflow_and_caches_its_export(tiny_model_path, tmp_path, monkeypatch):
-    import fer_utils.recognizer as recognizer_module
+def test_the_tflite_beside_the_model_is_what_runs(tiny_model_path, tmp_path, monkeypatch):
+    import fer_utils.models
 
     monkeypatch.setenv("FER_UTILS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(fer_utils.models, "export_litert", lambda *a, **k: pytest.fail("nothing is exported"))
     crops = np.random.default_rng(1).integers(0, 256, (5, 48, 48), dtype=np.uint8)
     fast = EmotionRecognizer(tiny_model_path)
+    assert fast.runtime == "litert" and fast._call.path == tiny_model_path.with_suffix(".tflite")
+    assert fast._model is None  # the Keras model is never loaded to recognise faces
+    np.testing.assert_allclose(fast.classify(crops), fast.model(crops, training=False).numpy(), atol=1e-5)
+    also = EmotionRecognizer(tiny_model_path.with_suffix(".tflite"))  # the LiteRT file itself works too
+    np.testing.assert_array_equal(also.classify(crops), fast.classify(crops))
+    with pytest.raises(ValueError, match="is a LiteRT file; pass its .keras"):
+        _ = also.model
+    damaged = tmp_path / "damaged.tflite"
+    damaged.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="could not be read.*python -m fer_utils export"):
+        EmotionRecognizer(damaged)
+
+
+def test_a_model_without_tflite_is_exported_once_into_the_cache(tmp_path, monkeypatch):
+    import fer_utils.models
+
+    monkeypatch.setenv("FER_UTILS_CACHE_DIR", str(tmp_path / "cache"))
+    path = save_model(build_lenet(filters=(4, 8), units=(16,), seed=4), tmp_path / "own.keras", litert=False)
+    assert not path.with_suffix(".tflite").exists()
+    crops = np.random.default_rng(1).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    fast = EmotionRecognizer(path)
     assert fast.runtime == "litert"
-    (exported,) = tmp_path.glob("*.tflite")
-    slow = EmotionRecognizer(tiny_model_path, runtime="tensorflow")
+    (exported,) = (tmp_path / "cache").glob("*.tflite")
+    slow = EmotionRecognizer(path, runtime="tensorflow")
     np.testing.assert_allclose(fast.classify(crops), slow.classify(crops), atol=1e-6)
     np.testing.assert_allclose(fast.classify(crops), slow.model(crops, training=False).numpy(), atol=1e-6)
 
-    real_export = recognizer_module.export_litert
-
-    def no_export(*a, **k):
-        raise AssertionError("the cached export must be reused")
-
-    monkeypatch.setattr(recognizer_module, "export_litert", no_export)
-    np.testing.assert_allclose(EmotionRecognizer(tiny_model_path).classify(crops), slow.classify(crops), atol=1e-6)
+    real_export = fer_utils.models.export_litert
+    monkeypatch.setattr(fer_utils.models, "export_litert", lambda *a, **k: pytest.fail("the cached export is reused"))
+    np.testing.assert_allclose(EmotionRecognizer(path).classify(crops), slow.classify(crops), atol=1e-6)
 
     exported.write_bytes(b"damaged")  # a damaged cache is made again, never trusted
-    monkeypatch.setattr(recognizer_module, "export_litert", real_export)
-    np.testing.assert_allclose(EmotionRecognizer(tiny_model_path).classify(crops), slow.classify(crops), atol=1e-6)
+    monkeypatch.setattr(fer_utils.models, "export_litert", real_export)
+    np.testing.assert_allclose(EmotionRecognizer(path).classify(crops), slow.classify(crops), atol=1e-6)
     assert exported.stat().st_size > 1000
     with pytest.raises(ValueError, match="runtime 'onnx' is unknown"):
-        EmotionRecognizer(tiny_model_path, runtime="onnx")
+        EmotionRecognizer(path, runtime="onnx")
 
 
 def test_each_thread_gets_its_own_interpreter(recognizer):
@@ -200,3 +218,37 @@ def test_each_thread_gets_its_own_interpreter(recognizer):
         results = list(pool.map(lambda _: recognizer.classify(crops), range(40)))
     for got in results:
         np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_recognising_faces_needs_neither_tensorflow_nor_keras(tmp_path):
+    """The inference path of a fresh clone: shipped .tflite files, LiteRT and OpenCV only."""
+    import subprocess
+    import sys
+
+    photo, clip = tmp_path / "photo.jpg", tmp_path / "clip.avi"
+    cv2.imwrite(str(photo), astronaut_bgr())
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
+    for _ in range(5):
+        writer.write(astronaut_bgr())
+    writer.release()
+    own = save_model(build_lenet(filters=(4, 8), units=(16,)), tmp_path / "own.keras", litert=False)
+    code = f"""
+import sys
+sys.modules["tensorflow"] = sys.modules["keras"] = None  # any attempt to import them raises ImportError
+import fer_utils, fer_utils.detector, fer_utils.recognizer, fer_utils.video, fer_utils.webcam
+import fer_utils.audit, fer_utils.plots  # the exploration notebook's modules: data plots need no TensorFlow either
+from fer_utils.__main__ import main
+panel = fer_utils.webcam.WebcamPanel({str(clip)!r}, record=False)  # the live panel with its default model
+assert panel.recognizer.model_path.name == "vgg8.keras"
+assert main(["predict", {str(photo)!r}, "--json"]) == 0
+assert main(["video", {str(clip)!r}, "--csv", {str(tmp_path / "faces.csv")!r}]) == 0
+assert main(["predict", {str(photo)!r}, "--model", {str(own)!r}]) == 2
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert '"emotion": "happy"' in run.stdout  # the astronaut smiles
+    assert (tmp_path / "faces.csv").read_text().count("\n") == 6  # a header and one face in each of 5 frames
+    error = run.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "own.keras has no own.tflite beside it" in error
+    assert "pip install -e '.[train]'" in error and "python -m fer_utils export" in error
+    assert "absl" not in run.stderr and "XNNPACK" not in run.stderr

@@ -14,6 +14,7 @@ import pytest
 from fer_utils.evaluation import evaluate
 from fer_utils.loader import file_sha256, load_fer2013
 from fer_utils.models import load_model, shipped_models
+from fer_utils.synthetic import make_synthetic
 
 SHIPPED = shipped_models()
 
@@ -31,6 +32,19 @@ def test_shipped_model_loads_safely_and_matches_its_card(name):
         assert cm.sum() == result["n"] == 3589  # the real PublicTest, not the synthetic default
         assert result["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
     assert card["data"]["synthetic"] is False and card["params"] == model.count_params()
+
+
+def test_the_recognizers_models_ship_their_tflite_and_it_gives_the_keras_probabilities():
+    from fer_utils.litert import LiteRTNetwork, litert_path
+    from fer_utils.shipped import default_model_path, live_model_path
+
+    with_tflite = [p for p in SHIPPED.values() if litert_path(p).is_file()]
+    assert {default_model_path(), live_model_path()} <= set(with_tflite)  # photos, videos and the webcam need no TF
+    faces = np.concatenate([np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8),
+                            make_synthetic(12, seed=1).images])
+    for path in with_tflite:
+        expected = np.asarray(load_model(path)(faces, training=False))
+        np.testing.assert_allclose(LiteRTNetwork(litert_path(path))(faces), expected, atol=1e-5, err_msg=path.name)
 
 
 def test_lenet_is_shipped():

@@ -65,7 +65,11 @@ def test_save_is_atomic_and_load_rejects_corrupt_files(tmp_path):
     model = build_model("lenet", **TINY)
     path = save_model(model, tmp_path / "m.keras", {"note": "x"})
     assert read_info(path) == {"note": "x"}
-    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temp file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.tflite"]  # no temp file left behind
+    stale = tmp_path / "m.tflite"
+    stale.write_bytes(b"an older export")
+    save_model(model, path, litert=False)
+    assert not stale.exists()  # never a .tflite of another model beside it
     faces = np.zeros((2, 48, 48), np.uint8)
     np.testing.assert_allclose(predict_proba(load_model(path), faces), predict_proba(model, faces), atol=1e-6)
     with zipfile.ZipFile(path) as z:

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from fer_utils.__main__ import main
-from fer_utils.loader import EMOTIONS
+from fer_utils.constants import EMOTIONS
 from fer_utils.models import build_lenet, save_model
 from fer_utils.recognizer import EmotionRecognizer
 from fer_utils.scenes import astronaut_bgr, cluttered_background, make_video
-from fer_utils.video import COLUMNS, FaceTracker, analyze_video, iou, plot_timeline
+from fer_utils.video import COLUMNS, FaceTable, FaceTracker, FrameAnalyzer, analyze_video, iou, plot_timeline
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,19 @@ def test_iterable_of_frames_gives_a_consistent_table(recognizer, clip):
     check_tracks(df, truth)
     np.testing.assert_allclose(df["timestamp_s"], df["frame"] / 10)
     assert df["frame"].is_monotonic_increasing
+
+
+def test_one_frame_at_a_time_as_the_webcam_gives_the_batched_table(recognizer, clip):
+    frames, _ = clip
+    batched = analyze_video(frames, recognizer, detect_every=3, smoothing=0.5, fps=10, progress=False)
+    analyzer, table = FrameAnalyzer(recognizer, detect_every=3, smoothing=0.5), FaceTable()
+    for frame in frames:
+        index, ids, faces = analyzer(frame)
+        table.add(index, index / 10, ids, faces)
+    pd.testing.assert_frame_equal(table.to_frame(), batched, atol=1e-6)
+    assert len(table) == len(batched)
+    table.clear()
+    assert table.to_frame().empty and list(table.to_frame().columns) == COLUMNS
 
 
 def test_detect_every_n_tracks_in_between(recognizer, clip):

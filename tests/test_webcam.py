@@ -13,20 +13,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_utils.loader import EMOTIONS, PROJECT_ROOT
+from fer_utils.constants import EMOTIONS, PROJECT_ROOT
 from fer_utils.models import build_lenet, save_model
 from fer_utils.recognizer import EmotionRecognizer
 from fer_utils.scenes import astronaut_bgr
+from fer_utils.video import COLUMNS
 from fer_utils.webcam import (
     CameraError,
     ClipCapture,
     PhotoPanel,
     WebcamPanel,
-    _stop_all_loops,
     make_clip_frame,
     open_capture,
     save_clip,
 )
+from fer_utils.webcam.loop import _stop_all_loops
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_live_webcam.ipynb"
 
@@ -88,6 +89,26 @@ def send_frames(panel: WebcamPanel, frames: list[np.ndarray], latency_ms=40.0) -
 
 
 # ----------------------------------------------------------------------------------------------- browser path
+
+
+def test_a_slow_browser_path_sends_smaller_frames_until_it_is_fast_again(recognizer):
+    from fer_utils.webcam.panel import ADAPTIVE_STEPS
+
+    panel = WebcamPanel("browser", recognizer, width=640)
+    panel.start()
+    frame = make_clip_frame(0)
+    sizes = []
+    for latency in (150.0, 150.0, 150.0, 20.0, 20.0):
+        send_frames(panel, [frame] * 30, latency_ms=latency)
+        sizes.append((panel.camera.width, panel.camera.quality))
+    (_, q0), (s1, q1), (s2, q2) = ADAPTIVE_STEPS
+    assert sizes == [(round(640 * s1), q1), (round(640 * s2), q2), (round(640 * s2), q2), (round(640 * s1), q1),
+                     (640, q0)]
+    panel.stop()
+    panel.start()  # every run starts at full size
+    assert (panel.camera.width, panel.camera.quality) == (640, q0)
+    panel.stop()
+
 
 
 def test_browser_frames_get_faces_back(recognizer):
@@ -288,6 +309,7 @@ def test_photo_panel_boxes_every_face(recognizer):
     pair = np.concatenate([photo, photo[:, ::-1]], axis=1)  # two faces
     panel = PhotoPanel(recognizer, image=pair)
     assert len(panel.faces) == 2 and set(panel.faces.emotion) <= set(EMOTIONS)
+    assert list(panel.faces.columns) == COLUMNS  # the one face table of videos, the webcam and photos
     assert sorted(panel.faces.x.tolist())[1] > 512
     assert "2 face(s)" in panel.table.value and panel.image.value[:2] == b"\xff\xd8"
     panel._on_upload({"new": ({"name": "a.jpg", "content": memoryview(jpeg(photo))},)})
@@ -302,7 +324,7 @@ def test_model_selector_switches_models_and_reports_bad_ones(model_path, tmp_pat
     other = save_model(build_lenet(filters=(4, 4), units=(8,)), tmp_path / "other.keras")
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"not a zip")
-    monkeypatch.setattr("fer_utils.webcam.shipped_models", lambda: {"tiny": model_path, "other": other,
+    monkeypatch.setattr("fer_utils.webcam.panel.shipped_models", lambda: {"tiny": model_path, "other": other,
                                                                    "broken": broken})
     panel = WebcamPanel("browser")  # None: the first (best) shipped model
     assert panel.model_select.value == "tiny" and [v for _, v in panel.model_select.options] == ["tiny", "other",
@@ -334,6 +356,8 @@ def test_notebook_runs_headless_on_the_clip(model_path, tmp_path):
     text = json.dumps([c.get("outputs", []) for c in executed.cells])
     assert "Traceback" not in text and '"output_type": "error"' not in text
     assert "fps" in text and "face" in text
+    recording = next(c for c in executed.cells if c.cell_type == "code" and "panel.results()" in c.source)
+    assert any("image/png" in o.get("data", {}) for o in recording.outputs), "the timeline must show as a picture"
 
 
 
@@ -346,5 +370,5 @@ def test_the_live_default_is_the_best_model_as_fast_as_vgg8(model_path, tmp_path
     models = {"big": big, "tiny": model_path, "fast": fast}  # best first, as shipped_models orders them
     assert live_model_path(models) == fast
     assert live_model_path({"big": big, "tiny": model_path}) == big  # none carded as fast: the best
-    monkeypatch.setattr("fer_utils.webcam.shipped_models", lambda: models)
+    monkeypatch.setattr("fer_utils.webcam.panel.shipped_models", lambda: models)
     assert WebcamPanel("browser").model_select.value == "fast"

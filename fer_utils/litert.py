@@ -1,0 +1,109 @@
+"""LiteRT, TensorFlow Lite's runtime: it runs the face detector and the emotion networks without TensorFlow.
+
+Every shipped model has its ``.tflite`` beside its ``.keras`` (written when the model is saved, by ``train``,
+``ensemble`` and ``card``), so recognising faces needs NumPy, OpenCV and ``ai-edge-litert`` alone. Native libraries
+print start-up lines straight to the process's stderr (LiteRT's "Created TensorFlow Lite XNNPACK delegate",
+TensorFlow's absl, oneDNN and CPU-feature lines), where Python cannot filter them and notebooks show them in red;
+:func:`quiet_native_logs` keeps them out while such a library loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from fer_utils.constants import EMOTIONS, SIDE
+
+_quiet_lock = threading.RLock()
+_quiet_depth = 0
+
+
+@contextlib.contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null inside the block (set ``FER_UTILS_NATIVE_LOGS=1`` to see them).
+
+    Python exceptions still surface: they propagate after stderr is restored. The redirect is process-wide, so
+    blocks in several threads take turns.
+    """
+    global _quiet_depth
+    if os.environ.get("FER_UTILS_NATIVE_LOGS"):
+        yield
+        return
+    with _quiet_lock:
+        _quiet_depth += 1
+        saved = None
+        if _quiet_depth == 1:
+            sys.stderr.flush()
+            saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        try:
+            yield
+        finally:
+            _quiet_depth -= 1
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+
+
+def litert_interpreter(content: bytes, input_shape: list[int] | None = None):
+    """A LiteRT interpreter (XNNPACK, up to 4 threads) for a ``.tflite`` model's bytes, with its input resized to
+    ``input_shape`` if given and its tensors allocated, and the index of its input. Not thread-safe: one per thread.
+    """
+    from ai_edge_litert.interpreter import Interpreter  # loaded once, on first use
+
+    with quiet_native_logs():
+        interpreter = Interpreter(model_content=content, num_threads=min(4, os.cpu_count() or 1))
+        index = interpreter.get_input_details()[0]["index"]
+        if input_shape is not None:
+            interpreter.resize_tensor_input(index, input_shape)
+        interpreter.allocate_tensors()
+    return interpreter, index
+
+
+def litert_path(model_path: str | os.PathLike) -> Path:
+    """The ``.tflite`` that runs a model: the path itself for a ``.tflite``, else the file of that name beside it."""
+    path = Path(model_path)
+    return path if path.suffix == ".tflite" else path.with_suffix(".tflite")
+
+
+class LiteRTNetwork:
+    """An emotion network in a ``.tflite`` file: ``net(faces)`` maps uint8 (N, 48, 48) to float32 (N, 7).
+
+    A LiteRT interpreter is not thread-safe, so each thread gets its own, one per batch size.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"LiteRT model {self.path} does not exist; write it with "
+                                    f"`python -m fer_utils export {self.path.with_suffix('.keras')}`")
+        self._content = self.path.read_bytes()
+        self._local = threading.local()
+        try:  # a damaged or foreign file fails here, not on the first frame
+            it, _ = litert_interpreter(self._content)
+            inp, out = it.get_input_details()[0], it.get_output_details()[0]
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"LiteRT model {self.path} could not be read ({e}); write it again with "
+                             f"`python -m fer_utils export {self.path.with_suffix('.keras')}`") from e
+        if tuple(inp["shape"][1:]) != (SIDE, SIDE) or inp["dtype"] != np.uint8 or out["shape"][-1] != len(EMOTIONS):
+            raise ValueError(f"LiteRT model {self.path} must map uint8 (N, {SIDE}, {SIDE}) faces to {len(EMOTIONS)} "
+                             f"probabilities; got {inp['dtype'].__name__} {list(inp['shape'])} -> {list(out['shape'])}")
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        if not hasattr(self._local, "by_size"):
+            self._local.by_size = {}
+        interpreters = self._local.by_size
+        if len(faces) not in interpreters:
+            it, inp = litert_interpreter(self._content, [len(faces), SIDE, SIDE])
+            interpreters[len(faces)] = it, inp, it.get_output_details()[0]["index"]
+        it, inp, out = interpreters[len(faces)]
+        it.set_tensor(inp, np.ascontiguousarray(faces, np.uint8))
+        it.invoke()
+        return it.get_tensor(out)
