@@ -15,8 +15,9 @@ from pathlib import Path
 
 from fer_utils.atomic import write_atomic
 from fer_utils.evaluation import evaluate, evaluate_corruptions
+from fer_utils.litert import litert_path
 from fer_utils.loader import EMOTIONS, FERData
-from fer_utils.models import correct_priors, load_model, read_info
+from fer_utils.models import correct_priors, export_litert, load_model, read_info
 from fer_utils.recipe import Recipe
 
 
@@ -33,12 +34,54 @@ def machine_text(machine: dict | None) -> str:
     return f"{where}, Keras on {machine['backend']}"
 
 
+def data_text(record: dict | None, code: str = "") -> str:
+    """The data a model was trained on, named by what it is, never by where it lay on some machine: its file name and
+    sha256 (``info["data"]``, see :func:`fer_utils.training.data_record`). ``code="`"`` quotes them for Markdown."""
+    if not record:
+        return "unrecorded data"
+    name = f"{code}{Path(record.get('source') or '?').name}{code}"
+    if record.get("synthetic"):
+        return f"the SYNTHETIC embedded default {name} (not FER2013)"
+    return f"{name} (sha256 {code}{record['sha256']}{code})" if record.get("sha256") else name
+
+
+def provenance(info: dict) -> str:
+    """Where a model comes from, in one line for a notebook: the data it was trained on (file name and sha256) and
+    the epoch kept, or for an ensemble the members it averages. ``info`` is :func:`fer_utils.models.read_info`'s."""
+    d = info.get("data")
+    if info.get("members"):
+        return (f"an ensemble: it averages the probabilities of {' and '.join(info['members'])}, each trained on "
+                f"{data_text(d)} with its own best epoch (see their cards)")
+    if not info.get("recipe"):
+        return "no training record (not saved by fer_utils.training.train)"
+    faces = f"the {d['n_train']:,} Training faces of " if d and d.get("n_train") else ""
+    text = (f"trained on {faces}{data_text(d)}, epoch {info.get('best_epoch')} of {info['recipe']['epochs']} chosen "
+            f"on {info.get('val_split', 'PublicTest')}")
+    if info.get("prior_correction"):
+        text += f", then prior-corrected (tau {info['prior_correction']['tau']})"
+    return text
+
+
+def training_records(model_path: str | os.PathLike) -> dict[str, dict]:
+    """The training records (:func:`fer_utils.models.read_info`) with a per-epoch history, by file name: the model's
+    own, or for an ensemble (which has none) those of its members found beside it."""
+    path = Path(model_path)
+    info = read_info(path)
+    if info.get("history"):
+        return {path.name: info}
+    members = [path.parent / m for m in info.get("members") or []]
+    return {m.name: record for m in members if m.exists() and (record := read_info(m)).get("history")}
+
+
 def write_card(model_path: str | os.PathLike, data: FERData, split: str = "PublicTest", ablation: list[dict] | None = None) -> dict:
     """Evaluate the model without TTA, with flip TTA, with flip and shift TTA and under the corruption suite, and
-    write ``<model>.json`` and ``<model>.md`` beside it."""
+    write ``<model>.json`` and ``<model>.md`` beside it; and its ``.tflite`` too where it has none, since a shipped
+    model is what a fresh clone recognises faces with, without TensorFlow."""
     model_path = Path(model_path)
     info = read_info(model_path)
     model = load_model(model_path)
+    if not litert_path(model_path).exists():
+        export_litert(model, litert_path(model_path))
     plain, tta, tta_shift = (evaluate(model, data, split, tta=mode) for mode in (False, "flip", "shift"))
     summary = io.StringIO()
     with redirect_stdout(summary):
@@ -77,7 +120,7 @@ def _markdown(card: dict, summary: str) -> str:
         f"- Architecture: `{card['model']}` ({card['params']:,} parameters, {card['flops'] / 1e6:.0f} MFLOPs per face); "
         "input raw uint8 48x48 gray faces, output the seven emotion probabilities "
         f"({', '.join(EMOTIONS)}). Scaling and augmentation are layers of the model.",
-        f"- Data: `{Path(d.get('source', '?')).name}` (sha256 `{d.get('sha256')}`), trained on the {d.get('n_train')} "
+        f"- Data: {data_text(d, code='`')}, trained on the {d.get('n_train')} "
         f"Training faces, epoch selected on the {d.get('n_val')} PublicTest faces; PrivateTest never used.",
         *(_recipe_lines(card) if card["recipe"] else _member_lines(card)),
         "",

@@ -5,14 +5,21 @@ Titles name the data (``data.label``), so anything drawn from the embedded defau
 
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
-from fer_utils.loader import DOWNLOAD_HINT, EMOTIONS, FERData
+from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS
+from fer_utils.loader import FERData
+
+if TYPE_CHECKING:
+    # the plots of a network import Keras where they run: they are handed a Keras model, so it is loaded by then,
+    # and the data and video plots stay free of TensorFlow's 5-15 s import
+    import keras
 
 
 def _show_in_jupyter() -> None:
@@ -319,12 +326,16 @@ def plot_learning_curves(history: dict, title: str = "") -> Figure:
 
 def _preprocessed(model: keras.Model, faces: np.ndarray) -> np.ndarray:
     """Faces as the model sees them right before augmentation: (N, 48, 48, 1) floats."""
+    import keras
+
     aug = model.get_layer("augmentation")
     return keras.Model(model.input, aug.input)(np.asarray(faces)).numpy()
 
 
 def plot_augmentation(model: keras.Model, faces: np.ndarray, n_views: int = 6, seed: int = 0) -> Figure:
     """Each face (row) next to ``n_views`` random augmentations, as the model's own training-time layers draw them."""
+    import keras
+
     try:
         aug = model.get_layer("augmentation")
     except ValueError as e:
@@ -343,6 +354,8 @@ def plot_augmentation(model: keras.Model, faces: np.ndarray, n_views: int = 6, s
 
 
 def _first_conv(model: keras.Model) -> int:
+    import keras
+
     for i, layer in enumerate(model.layers):
         if isinstance(layer, keras.layers.Conv2D):
             return i
@@ -369,6 +382,8 @@ def plot_filters(model: keras.Model, ncols: int = 16) -> Figure:
 
 def plot_feature_maps(model: keras.Model, face: np.ndarray, max_maps: int = 32, ncols: int = 8) -> Figure:
     """What the first convolution stage (conv, batch norm, ReLU) makes of one face: one image per channel."""
+    import keras
+
     i = _first_conv(model)
     while isinstance(model.layers[i + 1], (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation)):
         i += 1
@@ -388,3 +403,15 @@ def plot_feature_maps(model: keras.Model, face: np.ndarray, max_maps: int = 32, 
         ax.axis("off")
     fig.suptitle(f"First-stage feature maps ({n} of {maps.shape[-1]} channels, {maps.shape[0]}x{maps.shape[1]})")
     return fig
+
+
+# ----------------------------------------------------------------------------------------------- videos and the webcam
+
+
+def plot_timeline(df: pd.DataFrame, **kwargs) -> Figure:
+    """Each face's seven probabilities over time, from :func:`fer_utils.video.analyze_video`'s table or the webcam
+    panel's ``results()``: :func:`fer_utils.video.plot_timeline`, here beside the other figures, so that a notebook
+    importing ``plots`` shows it as a picture (importing this module gives Figures their PNG display)."""
+    from fer_utils.video import plot_timeline
+
+    return plot_timeline(df, **kwargs)

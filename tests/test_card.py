@@ -10,20 +10,22 @@ from contextlib import redirect_stdout
 from fer_utils.__main__ import build_parser, main
 from fer_utils.card import reproduce, write_card
 from fer_utils.evaluation import CORRUPTIONS, evaluate
-from fer_utils.loader import load_or_synthesize
 from fer_utils.models import load_model, read_info
+from fer_utils.synthetic import load_or_synthesize
 from fer_utils.training import train
 
 
 def test_card_records_figures_and_a_rerunnable_command(tmp_path, synthetic_small):
     kwargs = {"filters": [4, 8], "units": [16]}
     train("lenet", synthetic_small, tmp_path / "tiny.keras", epochs=2, model_kwargs=kwargs, verbose=0)
+    (tmp_path / "tiny.tflite").unlink()  # a model saved before .tflite files shipped: its card writes one
     card = write_card(tmp_path / "tiny.keras", synthetic_small, ablation=[{"idea": "baseline", "accuracy": 0.5}])
     saved = json.loads((tmp_path / "tiny.json").read_text())
     assert saved["results"]["plain"]["n"] == len(synthetic_small.split("PublicTest"))
     cm = saved["results"]["plain"]["confusion_matrix"]
     assert sum(map(sum, cm)) == saved["results"]["plain"]["n"]
     md = (tmp_path / "tiny.md").read_text()
+    assert (tmp_path / "tiny.tflite").stat().st_size > 0
     assert f"{card['results']['plain']['accuracy']:.4f}" in md and "| baseline | 0.5 |" in md
     assert set(saved["results"]) == {"plain", "tta", "tta_shift"}
     assert list(saved["corruptions"]["accuracy"]) == ["clean", *CORRUPTIONS]

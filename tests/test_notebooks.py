@@ -6,9 +6,10 @@ import json
 import nbformat
 import pytest
 
+from fer_utils.card import provenance
 from fer_utils.loader import find_dataset
 from fer_utils.models import build_lenet, save_model
-from fer_utils.workbook import NOTEBOOKS, run_notebook
+from fer_utils.workbook import NOTEBOOKS, main, run_notebook
 
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 TINY_LENET = {"filters": [4, 8], "units": [16]}
@@ -94,6 +95,43 @@ def test_evaluation_runs(tmp_path, synthetic_only):
 @pytest.mark.parametrize("path", [p for p in ALL if p.name[:2] not in {"01", "02", "03"}], ids=lambda p: p.name)
 def test_other_notebooks_are_covered_elsewhere(path):
     pytest.skip(f"{path.name} has no tiny parameters here; its own test runs it")
+
+
+def test_workbook_says_what_it_is_doing(tmp_path, capsys):
+    """`make workbook` prints each notebook, each code cell as it starts (number/total, first telling line, elapsed
+    time) and the cells' printed output as it comes, e.g. training's lines per epoch."""
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_markdown_cell("# tiny"),
+                nbformat.v4.new_code_cell("EPOCHS = 2", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("import time\n\nfor e in range(EPOCHS):\n    print(f'epoch {e + 1}/{EPOCHS}')"),
+                nbformat.v4.new_code_cell("# the answer\nanswer = 42\nanswer")]
+    nbformat.write(nb, tmp_path / "tiny.ipynb")
+    assert main([str(tmp_path / "tiny.ipynb"), "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("== tiny.ipynb (1/1)")
+    assert "[tiny 0:0" in lines[1] and "3 code cells" in lines[1]
+    assert "cell 1/3: EPOCHS = 2" in lines[2]
+    assert "cell 2/3: for e in range(EPOCHS):" in lines[3]
+    assert lines[4:6] == ["    epoch 1/2", "    epoch 2/2"]
+    assert "cell 3/3: answer = 42" in lines[6]
+    assert lines[7].startswith("== tiny.ipynb done in 0:") and lines[-1].startswith("workbook done in 0:")
+    assert nbformat.read(tmp_path / "out" / "tiny.ipynb", as_version=4).cells[2].outputs[0].text == "epoch 1/2\nepoch 2/2\n"
+
+
+def test_model_provenance_names_data_by_file_and_sha256():
+    data = {"source": "../shared/data/fer2013/fer2013-train-publictest.csv.gz", "synthetic": False,
+            "sha256": "27a5" + "0" * 60, "n_train": 28709, "n_val": 3589}
+    trained = provenance({"recipe": {"epochs": 30}, "best_epoch": 30, "val_split": "PublicTest", "data": data})
+    assert trained == (f"trained on the 28,709 Training faces of fer2013-train-publictest.csv.gz (sha256 27a5{'0' * 60}), "
+                       "epoch 30 of 30 chosen on PublicTest")
+    ensemble = provenance({"model": "ensemble", "members": ["vgg8.keras", "vgg8_seed1.keras"], "data": data})
+    assert "averages the probabilities of vgg8.keras and vgg8_seed1.keras" in ensemble and "unknown" not in ensemble
+    assert "shared" not in trained + ensemble and f"sha256 27a5{'0' * 60}" in ensemble
+    synthetic = provenance({"recipe": {"epochs": 3}, "best_epoch": 2, "val_split": "PublicTest",
+                            "data": {"source": "synthetic(n=3500, seed=0)", "synthetic": True, "sha256": None}})
+    assert "SYNTHETIC" in synthetic and "epoch 2 of 3" in synthetic
+    assert "no training record" in provenance({"history": {}})
 
 
 def test_tiny_parameters_are_json():
