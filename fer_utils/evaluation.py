@@ -118,12 +118,13 @@ def evaluate_corruptions(model: keras.Model, data: FERData, split: str = "Public
 
 
 def evaluate(model: keras.Model, data: FERData, split: str = "PublicTest", *, tta: bool | str = False) -> dict:
-    """Metrics of ``model`` on one split of ``data``, as a JSON-ready dict."""
+    """Metrics of ``model`` on one split of ``data``, as a JSON-ready dict; the data named by its file name, since
+    the dict goes into model cards read on other machines."""
     part = data.split(split)
     if (part.emotions < 0).any():
         raise ValueError(f"split {split!r} of {data.source} has faces without an emotion; it cannot be scored")
     proba = predict_proba(model, part.images, tta=tta)
-    return score(part.emotions, proba) | {"split": split, "tta": tta, "data": data.source, "synthetic": data.synthetic}
+    return score(part.emotions, proba) | {"split": split, "tta": tta, "data": Path(data.source).name, "synthetic": data.synthetic}
 
 
 def score(emotions: np.ndarray, proba: np.ndarray) -> dict:

@@ -211,7 +211,8 @@ def _tensorflow_call(model):
     """uint8 faces -> probabilities through one ``tf.function`` (no ``predict`` set-up per call)."""
     import tensorflow as tf
 
-    call = tf.function(lambda x: model(x, training=False), reduce_retracing=False)
+    # one trace for every batch size: a trace per bucket would make TensorFlow warn of "excessive retracing"
+    call = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, SIDE, SIDE], tf.uint8)])
     return lambda faces: call(tf.constant(faces)).numpy()
 
 
