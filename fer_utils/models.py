@@ -8,6 +8,7 @@ saved model loads with ``safe_mode=True``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import warnings
@@ -230,8 +231,14 @@ def export_litert(model: keras.Model, path: str | os.PathLike) -> Path:
     atomically. LiteRT's XNNPACK kernels run one face 2-3x faster than TensorFlow on this CPU, with the same outputs
     (to 1e-6).
     """
-    with atomic_path(path) as tmp, quiet_native_logs():  # the converter's MLIR lines
-        model.export(tmp, format="litert", verbose=False)
+    tf_log = logging.getLogger("tensorflow")  # its "INFO: Assets written to /tmp/..." would show in notebooks
+    level = tf_log.level
+    tf_log.setLevel(logging.WARNING)
+    try:
+        with atomic_path(path) as tmp, quiet_native_logs():  # the converter's MLIR lines
+            model.export(tmp, format="litert", verbose=False)
+    finally:
+        tf_log.setLevel(level)
     return Path(path)
 
 

@@ -40,11 +40,13 @@ def synthetic_only(monkeypatch):
 
 
 def outputs(nb) -> tuple[str, int]:
-    """All text and HTML the notebook printed, and how many images it showed."""
+    """All text and HTML the notebook printed, and how many images it showed; no cell failed or wrote to stderr."""
     text, images = [], 0
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             assert out.output_type != "error", f"cell failed: {out.get('ename')}: {out.get('evalue')}"
+            # what a library logs to stderr shows as a red block in Jupyter: none should reach a reader
+            assert out.get("name") != "stderr", f"a cell printed to stderr: {out.get('text', '')[:300]}"
             text.append(out.get("text", ""))
             data = out.get("data", {})
             text += [data.get("text/plain", ""), data.get("text/html", "")]
