@@ -16,6 +16,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -25,6 +26,9 @@ from fer_utils.detector import DEFAULT_DETECTOR, Detector, build_detector
 from fer_utils.images import as_uint8, crop_faces, read_image, to_bgr, to_gray  # noqa: F401 (read_image: public name)
 from fer_utils.litert import LiteRTNetwork, litert_path
 from fer_utils.shipped import default_model_path
+
+if TYPE_CHECKING:
+    import keras
 
 BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # crops are padded to one of these batch sizes: few traces, little waste
 RUNTIMES = ("litert", "tensorflow")
@@ -70,8 +74,9 @@ class EmotionRecognizer:
         runtime: ``"litert"`` (default; fastest here) or ``"tensorflow"``; the same network and probabilities either way.
     """
 
-    def __init__(self, model=None, detector: str | Detector = DEFAULT_DETECTOR, *, largest_only: bool = False,
-                 min_face_size: int = 40, margin: float = 0.0, align: bool = False, runtime: str = "litert"):
+    def __init__(self, model: str | os.PathLike | keras.Model | None = None, detector: str | Detector = DEFAULT_DETECTOR,
+                 *, largest_only: bool = False, min_face_size: int = 40, margin: float = 0.0, align: bool = False,
+                 runtime: str = "litert"):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime {runtime!r} is unknown; expected one of {list(RUNTIMES)}")
         model = default_model_path() if model is None else model
@@ -101,7 +106,7 @@ class EmotionRecognizer:
             self._call = _tensorflow_call(self.model)
 
     @property
-    def model(self):
+    def model(self) -> keras.Model:
         """The ``keras.Model`` (loaded on first use: recognising faces through LiteRT never needs it)."""
         if self._model is None:
             if self.model_path.suffix == ".tflite":
