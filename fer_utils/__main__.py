@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_utils {info,train,pack,evaluate,card,ensemble,correct-priors,reproduce,predict,video} ...`` (``--help`` on each)."""
+"""Command line: ``python -m fer_utils {info,train,pack,evaluate,card,ensemble,export,correct-priors,reproduce,predict,video} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
