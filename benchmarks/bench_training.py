@@ -15,11 +15,15 @@ import subprocess
 import sys
 import time
 
-import keras
 import numpy as np
 
-from fer_utils.models import MODELS, build_model, count_flops
-from fer_utils.training import cpu_has_bf16
+from fer_utils.litert import quiet_native_logs
+
+with quiet_native_logs():  # TensorFlow's start-up lines (absl, oneDNN, CPU features), twice: parent and child
+    import keras
+
+    from fer_utils.models import MODELS, build_model, count_flops
+    from fer_utils.training import cpu_has_bf16
 
 BATCH = 64
 STEPS = 20
