@@ -85,19 +85,19 @@ def main() -> None:
           f"[< 300 MB: {'yes' if predict_mb < 300 else 'NO'}]")
 
     frames = clip_frames(args.frames)
+    defaults = analyze_video.__kwdefaults__
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.avi"
         writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, frames[0].shape[1::-1])
         for f in frames:
             writer.write(f)
         writer.release()
-        recognizer = EmotionRecognizer(detector=analyze_video.__kwdefaults__["detector"]).warmup()
+        recognizer = EmotionRecognizer(detector=defaults["detector"]).warmup()
         analyze_video(clip, recognizer, progress=False, max_frames=10)
         t = time.perf_counter()
         table = analyze_video(clip, recognizer, progress=False)
         fps = len(frames) / (time.perf_counter() - t)
-    d = analyze_video.__kwdefaults__
-    print(f"\n2. analyze_video's defaults (detector {d['detector']}, every {d['detect_every']} frame(s), model "
+    print(f"\n2. analyze_video's defaults (detector {defaults['detector']}, every {defaults['detect_every']} frame(s), model "
           f"{Path(recognizer.model_path).name}), {len(frames)} frames 640x480, one face:")
     line = f"  ours {fps:6.1f} fps, faces found in {table['frame'].nunique()} frames [>= 30 fps: {'yes' if fps >= 30 else 'NO'}]"
     crops = np.zeros((8, 48, 48), np.uint8)

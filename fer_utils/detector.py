@@ -64,6 +64,8 @@ class HaarDetector(Detector):
     ``cv2.CascadeClassifier`` is not thread-safe, so each thread gets its own.
     """
 
+    gray_input = True
+
     def __init__(self, min_size: int = 40, *, max_side: int = 320, max_scan: int = 1280, scale_factor: float = 1.2,
                  min_neighbors: int = 5, cascade: str = "haarcascade_frontalface_default.xml"):
         if min_size < 1 or max_side < 24:
@@ -74,8 +76,6 @@ class HaarDetector(Detector):
         if cv2.CascadeClassifier(self.cascade_path).empty():
             raise FileNotFoundError(f"Haar cascade {self.cascade_path} not found; reinstall opencv-python-headless<5")
         self._local = threading.local()
-
-    gray_input = True
 
     def _cascade(self) -> cv2.CascadeClassifier:
         if not hasattr(self._local, "cascade"):

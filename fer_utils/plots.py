@@ -16,6 +16,10 @@ from sklearn.metrics import auc, precision_recall_curve, roc_curve
 from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS
 from fer_utils.loader import FERData
 
+# videos' and the webcam's timeline, beside the other figures: a notebook that imports this module shows it as a
+# picture, since importing it gives Figures their PNG display
+from fer_utils.video import plot_timeline  # noqa: F401
+
 if TYPE_CHECKING:
     # the plots of a network import Keras where they run: they are handed a Keras model, so it is loaded by then,
     # and the data and video plots stay free of TensorFlow's 5-15 s import
@@ -403,15 +407,3 @@ def plot_feature_maps(model: keras.Model, face: np.ndarray, max_maps: int = 32, 
         ax.axis("off")
     fig.suptitle(f"First-stage feature maps ({n} of {maps.shape[-1]} channels, {maps.shape[0]}x{maps.shape[1]})")
     return fig
-
-
-# ----------------------------------------------------------------------------------------------- videos and the webcam
-
-
-def plot_timeline(df: pd.DataFrame, **kwargs) -> Figure:
-    """Each face's seven probabilities over time, from :func:`fer_utils.video.analyze_video`'s table or the webcam
-    panel's ``results()``: :func:`fer_utils.video.plot_timeline`, here beside the other figures, so that a notebook
-    importing ``plots`` shows it as a picture (importing this module gives Figures their PNG display)."""
-    from fer_utils.video import plot_timeline
-
-    return plot_timeline(df, **kwargs)

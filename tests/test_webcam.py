@@ -110,7 +110,6 @@ def test_a_slow_browser_path_sends_smaller_frames_until_it_is_fast_again(recogni
     panel.stop()
 
 
-
 def test_browser_frames_get_faces_back(recognizer):
     panel = WebcamPanel("browser", recognizer)
     panel.start()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from fer_utils.constants import SIDE
 from fer_utils.detector import DEFAULT_DETECTOR
 from fer_utils.recognizer import EmotionRecognizer
 from fer_utils.webcam.sources import CameraError
@@ -27,9 +28,12 @@ _LOOPS: weakref.WeakSet = weakref.WeakSet()
 
 
 def as_recognizer(model, detector: str = DEFAULT_DETECTOR) -> EmotionRecognizer:
-    """An :class:`EmotionRecognizer` (``model`` itself if it is one), its network prepared for the first frame."""
-    recognizer = model if isinstance(model, EmotionRecognizer) else EmotionRecognizer(model, detector)
-    recognizer.classify(np.zeros((1, 48, 48), np.uint8))
+    """``model`` itself if it is an :class:`EmotionRecognizer`; else a new one, its network run once so that a
+    broken model fails here and the first frame is not slow."""
+    if isinstance(model, EmotionRecognizer):
+        return model
+    recognizer = EmotionRecognizer(model, detector)
+    recognizer.classify(np.zeros((1, SIDE, SIDE), np.uint8))
     return recognizer
 
 

@@ -80,8 +80,6 @@ class WebcamPanel(widgets.VBox):
         self._loop: KernelLoop | None = None
         self._timer: threading.Timer | None = None
         self._table, self._row_extras = FaceTable(), []  # the recording; (source, latency) per row
-
-
         self._models = {name: str(path) for name, path in shipped_models().items()}
         if model is None and self._models:  # the best shipped model fast enough for live video
             model = str(live_model_path(self._models))
@@ -100,7 +98,7 @@ class WebcamPanel(widgets.VBox):
             options.insert(2, (f"file: {Path(video).name}", "file"))
         self.source_select = widgets.Dropdown(options=options, value=source, description="source",
                                               layout=widgets.Layout(width="230px"))
-        model_options = [(name, name) for name in self._models] or []
+        model_options = [(name, name) for name in self._models]
         if model_key not in self._models:
             model_options.append((model_key, model_key))
         self.model_select = widgets.Dropdown(options=model_options, value=model_key, description="model",
@@ -323,8 +321,7 @@ class WebcamPanel(widgets.VBox):
         if model is None:
             return next(iter(self._models), "default")
         if isinstance(model, str | os.PathLike):
-            name = Path(model).stem if Path(model).suffix else str(model)
-            return name
+            return Path(model).stem if Path(model).suffix else str(model)
         return getattr(model, "name", None) or type(model).__name__
 
     def _set_running_ui(self, running: bool) -> None:
