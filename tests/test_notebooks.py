@@ -99,9 +99,10 @@ def test_other_notebooks_are_covered_elsewhere(path):
     pytest.skip(f"{path.name} has no tiny parameters here; its own test runs it")
 
 
-def test_workbook_says_what_it_is_doing(tmp_path, capsys):
+def test_workbook_says_what_it_is_doing(tmp_path, capfd):
     """`make workbook` prints each notebook, each code cell as it starts (number/total, first telling line, elapsed
-    time) and the cells' printed output as it comes, e.g. training's lines per epoch."""
+    time) and the cells' printed output as it comes, e.g. training's lines per epoch; the kernel's start-up warnings
+    stay out of it."""
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                            "language": "python"}})
     nb.cells = [nbformat.v4.new_markdown_cell("# tiny"),
@@ -110,7 +111,9 @@ def test_workbook_says_what_it_is_doing(tmp_path, capsys):
                 nbformat.v4.new_code_cell("# the answer\nanswer = 42\nanswer")]
     nbformat.write(nb, tmp_path / "tiny.ipynb")
     assert main([str(tmp_path / "tiny.ipynb"), "--out", str(tmp_path / "out")]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    printed = capfd.readouterr()
+    assert "WARNING" not in printed.err, printed.err
+    lines = printed.out.splitlines()
     assert lines[0].startswith("== tiny.ipynb (1/1)")
     assert "[tiny 0:0" in lines[1] and "3 code cells" in lines[1]
     assert "cell 1/3: EPOCHS = 2" in lines[2]
