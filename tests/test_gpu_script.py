@@ -19,10 +19,25 @@ pytest.importorskip("jax")
 SCRIPT = str(PROJECT_ROOT / "scripts" / "gpu_flagship.py")
 
 
+def without_packages(folder, *names) -> str:
+    """A folder whose stub packages fail to import, as they would where ``names`` are not installed: put first on
+    PYTHONPATH, it reaches every process the script starts."""
+    for name in names:
+        (folder / name).mkdir(parents=True)
+        (folder / name / "__init__.py").write_text(f'raise ImportError("No module named {name!r} (hidden by the test)")\n')
+    return str(folder)
+
+
 @pytest.mark.slow
 def test_the_gpu_script_runs_start_to_finish_and_its_teachers_unpack(tmp_path):
     packed = pack(make_synthetic(300, seed=0), tmp_path / "faces.npz.xz")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "FLAGSHIP_WORK": str(tmp_path / "work"), "PYTHONPATH": str(PROJECT_ROOT)}
+    # the GPU machine has JAX but neither TensorFlow nor LiteRT: the run must not need them
+    hidden = without_packages(tmp_path / "hidden", "tensorflow", "ai_edge_litert")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "FLAGSHIP_WORK": str(tmp_path / "work"),
+           "PYTHONPATH": os.pathsep.join([hidden, str(PROJECT_ROOT)])}
+    for name in ("tensorflow", "ai_edge_litert"):
+        tried = subprocess.run([sys.executable, "-c", f"import {name}"], env=env, capture_output=True, text=True)
+        assert tried.returncode == 1 and "hidden by the test" in tried.stderr
     run = subprocess.run([sys.executable, SCRIPT, str(packed), str(tmp_path / "out"), "--tiny", "--budget", "4",
                           "--seeds", "2", "--probe-timeout", "900"], env=env, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -34,6 +49,9 @@ def test_the_gpu_script_runs_start_to_finish_and_its_teachers_unpack(tmp_path):
     assert student["recipe"]["teacher"].endswith("teachers_x2.keras") and student["recipe"]["teacher_weight"] == 0.7
     assert student["machine"]["backend"] == "jax" and student["data"]["sha256"] is None  # synthetic: no file
 
+
+    # back here, with TensorFlow
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
     unpacked = subprocess.run([sys.executable, SCRIPT, "--unpack", str(out), str(tmp_path / "models")], env=env,
                               capture_output=True, text=True, timeout=300)
     assert unpacked.returncode == 0, unpacked.stderr[-3000:]
