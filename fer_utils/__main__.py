@@ -59,10 +59,11 @@ def cmd_evaluate(args) -> int:
     from fer_utils.models import load_model
     from fer_utils.synthetic import load_or_synthesize
 
+    model = load_model(args.model)  # before the data: a wrong model path fails at once, not after loading FER2013
     data = load_or_synthesize(args.data)
     if args.corruptions:
-        return _print_corruptions(args, data)
-    result = evaluate(load_model(args.model), data, args.split, tta=args.tta or False) | {"model": args.model}
+        return _print_corruptions(args, model, data)
+    result = evaluate(model, data, args.split, tta=args.tta or False) | {"model": args.model}
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -73,11 +74,10 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _print_corruptions(args, data) -> int:
+def _print_corruptions(args, model, data) -> int:
     from fer_utils.evaluation import evaluate_corruptions
-    from fer_utils.models import load_model
 
-    result = evaluate_corruptions(load_model(args.model), data, args.split, tta=args.tta or False) | {"model": args.model}
+    result = evaluate_corruptions(model, data, args.split, tta=args.tta or False) | {"model": args.model}
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
@@ -125,8 +125,10 @@ def cmd_video(args) -> int:
 
 def cmd_card(args) -> int:
     from fer_utils.card import write_card
+    from fer_utils.shipped import check_model_file
     from fer_utils.synthetic import load_or_synthesize
 
+    check_model_file(args.model)  # before the data: a wrong model path fails at once, not after loading FER2013
     ablation = json.loads(open(args.ablation).read()) if args.ablation else None
     card = write_card(args.model, load_or_synthesize(args.data), args.split, ablation)
     r = card["results"]
@@ -158,10 +160,11 @@ def cmd_correct_priors(args) -> int:
     from fer_utils.models import correct_priors, load_model, read_info, save_model
     from fer_utils.synthetic import load_or_synthesize
 
+    model = load_model(args.model)  # before the data, as in evaluate
     train_part = load_or_synthesize(args.data).split("Training")
     prior = np.bincount(train_part.emotions, minlength=len(EMOTIONS)) / len(train_part)
     info = read_info(args.model) | {"prior_correction": {"tau": args.tau, "prior": prior.tolist()}}
-    save_model(correct_priors(load_model(args.model), prior, args.tau), args.out, info)
+    save_model(correct_priors(model, prior, args.tau), args.out, info)
     print(f"saved {args.out}: {args.model} with probabilities divided by the Training emotion shares ** {args.tau}")
     return 0
 

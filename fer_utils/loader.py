@@ -203,7 +203,11 @@ def _open_text(src: Path):
 
 def _csv_columns(src: Path) -> list[str]:
     with _open_text(src) as f:
-        header = f.readline().decode("utf-8", errors="replace").strip()
+        raw = f.readline(4096)  # a binary file may have no line end for megabytes
+    header = raw.decode("utf-8", errors="replace").strip()
+    if b"\x00" in raw or "\ufffd" in header:
+        raise FERDataError(f"{src} is not a CSV text file; FER2013 is a .csv or .csv.gz file, a {PACKED_SUFFIX} copy "
+                           "(python -m fer_utils pack) or an image folder")
     return [c.strip() for c in header.split(",")]
 
 
@@ -216,8 +220,9 @@ def _load_csv(src: Path, default_split: str = "Training") -> FERData:
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise FERDataError(f"{src}: cannot read it ({e}); is it a complete download?") from e
     if "pixels" not in columns:
+        shown = columns[:8] + ["..."] * (len(columns) > 8)  # some other CSV may have hundreds
         raise FERDataError(
-            f"{src}: wrong columns {columns}; expected a 'pixels' column, as in fer2013.csv "
+            f"{src}: wrong columns {shown}; expected a 'pixels' column, as in fer2013.csv "
             "(emotion,pixels,Usage), icml_face_data.csv (emotion, Usage, pixels) or the challenge's train.csv/test.csv."
         )
     unknown = [c for c in columns if c not in ("emotion", "pixels", "Usage")]

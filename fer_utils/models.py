@@ -18,9 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.atomic import atomic_path
-from fer_utils.constants import EMOTIONS, PROJECT_ROOT, SIDE
+from fer_utils.constants import EMOTIONS, SIDE
 from fer_utils.litert import litert_path, quiet_native_logs
-from fer_utils.shipped import INFO_NAME, LIVE_MAX_FLOPS, default_model_path, live_model_path, read_info, shipped_models  # noqa: F401 (public names)
+from fer_utils.shipped import (  # noqa: F401 (public names)
+    INFO_NAME,
+    LIVE_MAX_FLOPS,
+    check_model_file,
+    default_model_path,
+    live_model_path,
+    read_info,
+    shipped_models,
+)
 
 with quiet_native_logs():  # TensorFlow's oneDNN start-up line, which TF_CPP_MIN_LOG_LEVEL does not hide
     import keras
@@ -215,11 +223,7 @@ def save_model(model: keras.Model, path: str | os.PathLike, info: dict | None = 
 
 def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model:
     """Load a ``.keras`` model with ``safe_mode=True``; a missing or corrupt file gets an error that says so."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"model file {path} does not exist; shipped models are in {PROJECT_ROOT / 'models'}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"model file {path} is corrupt or not a .keras model; retrain it or restore it (git checkout {path})")
+    path = check_model_file(path)
     try:
         return keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as e:

@@ -14,9 +14,20 @@ from fer_utils.constants import PROJECT_ROOT
 INFO_NAME = "fer_utils.json"  # training record stored inside the .keras zip, beside Keras' own files
 
 
+def check_model_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if it holds a ``.keras`` model (a zip archive); else an error that names what is wrong and
+    the fix, before anything slower (loading data, Keras) runs."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file {path} does not exist; shipped models are in {PROJECT_ROOT / 'models'}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"model file {path} is corrupt or not a .keras model; retrain it or restore it (git checkout {path})")
+    return path
+
+
 def read_info(path: str | os.PathLike) -> dict:
     """The training record saved inside a model file (empty for a model saved by plain Keras)."""
-    with zipfile.ZipFile(path) as z:
+    with zipfile.ZipFile(check_model_file(path)) as z:
         return json.loads(z.read(INFO_NAME)) if INFO_NAME in z.namelist() else {}
 
 

@@ -6,6 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from fer_utils import evaluation as ev
+from fer_utils.constants import PROJECT_ROOT
 from fer_utils.loader import EMOTIONS
 from fer_utils.models import build_ensemble, build_lenet, build_vgg, save_model
 from fer_utils.synthetic import make_synthetic
@@ -256,3 +257,26 @@ def test_evaluate_corruptions_scores_every_corruption_against_clean(tmp_path):
     assert result["relative"] == pytest.approx(result["mean"] / result["accuracy"]["clean"])
     save_model(model, tmp_path / "m.keras")
     assert main(["evaluate", "--model", str(tmp_path / "m.keras"), "--data", "synthetic", "--corruptions"]) == 0
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["evaluate", "--corruptions"], ["card"],
+                                     ["correct-priors", "--tau", "1", "--out", "out.keras"]])
+@pytest.mark.parametrize("broken", ["missing", "corrupt"])
+def test_commands_name_a_bad_model_before_loading_any_data(tmp_path, capsys, monkeypatch, command, broken):
+    import fer_utils.synthetic
+    from fer_utils.__main__ import main
+
+    def no_data(*_, **__):
+        raise AssertionError("the data was loaded before the model was checked")
+
+    monkeypatch.setattr(fer_utils.synthetic, "load_or_synthesize", no_data)
+    path = tmp_path / "model.keras"
+    if broken == "corrupt":
+        path.write_bytes(b"half a download")
+    args = [command[0], "--model", str(path)] if command[0] == "evaluate" else [command[0], str(path)]
+    assert main(args + command[1:]) == 2
+    printed = capsys.readouterr()
+    expected = ("does not exist; shipped models are in " + str(PROJECT_ROOT / "models") if broken == "missing"
+                else "is corrupt or not a .keras model; retrain it or restore it")
+    assert printed.out == "" and printed.err.startswith(f"error: model file {path} {expected}")
+    assert len(printed.err.strip().splitlines()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import time
+import zipfile
 
 import cv2
 import numpy as np
@@ -163,6 +164,15 @@ def test_bad_row_is_named(tmp_path, faces):
     src.write_text("\n".join(rows) + "\n")
     with pytest.raises(FERDataError, match=r"data row 5 \(|data row 5:"):
         load_fer2013(src, cache=False)
+
+
+def test_a_binary_file_is_named_as_not_a_csv_not_dumped(tmp_path):
+    model = tmp_path / "model.keras"  # e.g. a model passed where the data goes: a zip archive
+    with zipfile.ZipFile(model, "w") as z:
+        z.writestr("config.json", '{"module": "keras"}' * 50)
+    with pytest.raises(FERDataError, match="model.keras is not a CSV text file") as err:
+        load_fer2013(model, cache=False)
+    assert len(str(err.value)) < 300 and "PK" not in str(err.value)
 
 
 def test_missing_file_says_where_to_download(tmp_path):
