@@ -20,7 +20,7 @@ from sklearn.metrics import (
 )
 
 from fer_utils.constants import EMOTIONS
-from fer_utils.litert import quiet_native_logs
+from fer_utils.litert import quiet_native_logs, quiet_tensorflow_log
 from fer_utils.loader import FERData
 
 with quiet_native_logs():  # TensorFlow's oneDNN start-up line, which TF_CPP_MIN_LOG_LEVEL does not hide
@@ -52,8 +52,12 @@ def tta_views(images: np.ndarray, tta: bool | str = False) -> list[np.ndarray]:
 
 def predict_proba(model: keras.Model, images: np.ndarray, *, tta: bool | str = False, batch_size: int = 512) -> np.ndarray:
     """Seven probabilities per face for uint8 ``(N, 48, 48)`` faces, averaged over the :func:`tta_views`."""
-    views = tta_views(images, tta)
-    return np.mean([np.asarray(model.predict(v, batch_size=batch_size, verbose=0), np.float64) for v in views], axis=0)
+    return _mean_prediction(model, tta_views(images, tta), batch_size)
+
+
+def _mean_prediction(model: keras.Model, views: list[np.ndarray], batch_size: int = 512) -> np.ndarray:
+    with quiet_tensorflow_log():  # each model predicts with its own graph: comparing several is not retracing by mistake
+        return np.mean([np.asarray(model.predict(v, batch_size=batch_size, verbose=0), np.float64) for v in views], axis=0)
 
 
 # What webcam faces change, each at one fixed strength: every model (ours, fer's) meets the same seeded faces.
@@ -322,8 +326,7 @@ def fer_package_proba(model: keras.Model, images: np.ndarray, *, tta: bool | str
     def prepare(faces):
         return (np.stack([cv2.resize(f, (64, 64)) for f in faces]).astype(np.float32) / 127.5 - 1)[..., None]
 
-    views = tta_views(images, tta)
-    return np.mean([np.asarray(model.predict(prepare(v), batch_size=512, verbose=0), np.float64) for v in views], axis=0)
+    return _mean_prediction(model, [prepare(v) for v in tta_views(images, tta)])
 
 
 def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool | str = False,

@@ -10,6 +10,7 @@ TensorFlow's absl, oneDNN and CPU-feature lines), where Python cannot filter the
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -50,6 +51,20 @@ def quiet_native_logs() -> Iterator[None]:
             if saved is not None:
                 os.dup2(saved, 2)
                 os.close(saved)
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_log() -> Iterator[None]:
+    """TensorFlow's Python log says only errors inside the block. Its INFO and WARNING lines about its own workings
+    ("Assets written to /tmp/...", "5 out of the last 9 calls ... triggered tf.function retracing" when several
+    models each predict once) would show as red blocks in notebooks, with nothing for the user to do."""
+    log = logging.getLogger("tensorflow")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def litert_interpreter(content: bytes, input_shape: list[int] | None = None):

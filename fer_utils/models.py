@@ -8,7 +8,6 @@ saved model loads with ``safe_mode=True``.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import warnings
@@ -19,7 +18,7 @@ import numpy as np
 
 from fer_utils.atomic import atomic_path
 from fer_utils.constants import EMOTIONS, SIDE
-from fer_utils.litert import litert_path, quiet_native_logs
+from fer_utils.litert import litert_path, quiet_native_logs, quiet_tensorflow_log
 from fer_utils.shipped import (  # noqa: F401 (public names)
     INFO_NAME,
     LIVE_MAX_FLOPS,
@@ -235,14 +234,8 @@ def export_litert(model: keras.Model, path: str | os.PathLike) -> Path:
     atomically. LiteRT's XNNPACK kernels run one face 2-3x faster than TensorFlow on this CPU, with the same outputs
     (to 1e-6).
     """
-    tf_log = logging.getLogger("tensorflow")  # its "INFO: Assets written to /tmp/..." would show in notebooks
-    level = tf_log.level
-    tf_log.setLevel(logging.WARNING)
-    try:
-        with atomic_path(path) as tmp, quiet_native_logs():  # the converter's MLIR lines
-            model.export(tmp, format="litert", verbose=False)
-    finally:
-        tf_log.setLevel(level)
+    with atomic_path(path) as tmp, quiet_native_logs(), quiet_tensorflow_log():  # the converter's MLIR lines, "Assets written"
+        model.export(tmp, format="litert", verbose=False)
     return Path(path)
 
 

@@ -1,5 +1,7 @@
 """Evaluation beyond accuracy: bootstrap intervals, calibration, temperature scaling, Grad-CAM, comparisons."""
 
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -145,6 +147,22 @@ def test_compare_models_matches_evaluate(tmp_path):
     assert row["macro_f1"] == pytest.approx(expected["macro_f1"])
     assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
     assert row["n"] == expected["n"] and row["params"] == model.count_params()
+
+
+def test_comparing_several_models_shows_no_tensorflow_warnings(tmp_path):
+    """Notebook 03 compares every shipped model: each predicts with its own graph, which TensorFlow would report as
+    "tf.function retracing" in a red block."""
+    models = {f"m{i}": save_model(build_vgg(filters=(4, 8), units=(8,), seed=i), tmp_path / f"m{i}.keras", litert=False)
+              for i in range(6)}
+    records, said = [], logging.Handler()
+    said.emit = lambda record: records.append(record.getMessage())
+    logging.getLogger("tensorflow").addHandler(said)
+    try:
+        table = ev.compare_models(make_synthetic(300, seed=0), "PublicTest", tta="flip", models=models, include_fer=False)
+    finally:
+        logging.getLogger("tensorflow").removeHandler(said)
+    assert list(table.index) == list(models)
+    assert records == []
 
 
 def test_fer_package_preprocessing_is_64x64_in_minus_one_to_one():
