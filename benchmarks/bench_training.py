@@ -1,6 +1,7 @@
 """Training and batch-inference throughput per model, and the fraction of this CPU's peak FLOP rate reached, with
 TensorFlow's oneDNN kernels off (the baseline: TensorFlow's own choice on CPUs without AVX512-VNNI) and on (what
-``import fer_utils`` sets). Each setting runs in its own process: TensorFlow reads it once, at import.
+``import fer_utils`` sets). Each setting runs in its own process: TensorFlow reads it once, at import. On an
+AVX512-BF16 CPU, ``mixed_bfloat16`` (oneDNN on) is measured against float32 too.
 
 Peak is estimated as cores x clock x 32 FP32 FLOP/cycle (two 256-bit FMA pipes, as on AMD Zen 4; AVX-512 runs
 double-pumped there), so the fraction is an order of magnitude, not a precise figure. Random faces: speed does
@@ -57,10 +58,11 @@ def measure(name: str, policy: str) -> tuple[float, float, int]:
     return train_ips, infer_ips, count_flops(build_model(name))
 
 
-def child() -> None:
+def child(onednn: bool) -> None:
     """Measure every model and precision under this process's oneDNN setting; one JSON line each."""
-    # bfloat16 without AVX512-BF16 is emulated: minutes per model, and training warns against it anyway
-    policies = ("float32", "mixed_bfloat16") if cpu_has_bf16() else ("float32",)
+    # bfloat16 runs natively only through oneDNN on an AVX512-BF16 CPU; elsewhere it is emulated at a few faces/s
+    # (minutes per model, for a setting training warns against anyway)
+    policies = ("float32", "mixed_bfloat16") if onednn and cpu_has_bf16() else ("float32",)
     for name in MODELS:
         for policy in policies:
             train_ips, infer_ips, flops = measure(name, policy)
@@ -70,7 +72,7 @@ def child() -> None:
 
 def main() -> int:
     if sys.argv[1:] == ["--child"]:
-        child()
+        child(os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1")
         return 0
     peak = cpu_peak_flops()
     print(f"CPU peak estimate: {peak / 1e9:.0f} GFLOP/s FP32 ({os.cpu_count()} cores); AVX512-BF16: {cpu_has_bf16()}")
@@ -79,15 +81,21 @@ def main() -> int:
         env = os.environ | {"TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "2"}
         out = subprocess.run([sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, check=True)
         runs[onednn] = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    for off, on in zip(runs["0"], runs["1"], strict=True):
-        for label, r in (("oneDNN off", off), ("oneDNN on ", on)):
+    off = {r["model"]: r for r in runs["0"]}
+    on = {(r["model"], r["policy"]): r for r in runs["1"]}
+    for (name, policy), r in on.items():
+        if policy == "float32":
+            base, versus, rows = off[name], "oneDNN on vs off", (("oneDNN off", off[name]), ("oneDNN on ", r))
+        else:
+            base, versus, rows = on[name, "float32"], "mixed_bfloat16 vs float32, oneDNN on", (("oneDNN on ", r),)
+        for label, row in rows:
             # a training step costs about 3 forward passes (forward, and backward for inputs and weights)
-            frac = 3 * r["flops"] * r["train"] / peak
-            print(f"{r['model']:6s} {r['policy']:15s} {label} {r['flops'] / 1e6:4.0f} MFLOP/face | train {r['train']:5.0f} "
-                  f"faces/s ({frac:.1%} of peak) | batch inference {r['infer']:5.0f} faces/s "
-                  f"({r['flops'] * r['infer'] / peak:.1%} of peak)")
-        print(f"{'':22s} oneDNN on vs off: training {on['train'] / off['train']:.2f}x, "
-              f"batch inference {on['infer'] / off['infer']:.2f}x")
+            frac = 3 * row["flops"] * row["train"] / peak
+            print(f"{row['model']:6s} {row['policy']:15s} {label} {row['flops'] / 1e6:4.0f} MFLOP/face | train "
+                  f"{row['train']:5.0f} faces/s ({frac:.1%} of peak) | batch inference {row['infer']:5.0f} faces/s "
+                  f"({row['flops'] * row['infer'] / peak:.1%} of peak)")
+        print(f"{'':22s} {versus}: training {r['train'] / base['train']:.2f}x, "
+              f"batch inference {r['infer'] / base['infer']:.2f}x")
     return 0
 
 
