@@ -70,6 +70,30 @@ def child(onednn: bool) -> None:
                   flush=True)
 
 
+def report(runs: dict[str, list[dict]], peak: float) -> None:
+    """Per model: float32 with oneDNN off and on, then mixed_bfloat16 (oneDNN on) where measured; each with its ratio."""
+
+    def row(label: str, r: dict) -> None:
+        # a training step costs about 3 forward passes (forward, and backward for inputs and weights)
+        print(f"{r['model']:6s} {r['policy']:15s} {label} {r['flops'] / 1e6:4.0f} MFLOP/face | train {r['train']:5.0f} "
+              f"faces/s ({3 * r['flops'] * r['train'] / peak:.1%} of peak) | batch inference {r['infer']:5.0f} faces/s "
+              f"({r['flops'] * r['infer'] / peak:.1%} of peak)")
+
+    def ratio(versus: str, r: dict, base: dict) -> None:
+        print(f"{'':22s} {versus}: training {r['train'] / base['train']:.2f}x, "
+              f"batch inference {r['infer'] / base['infer']:.2f}x")
+
+    on = {(r["model"], r["policy"]): r for r in runs["1"]}
+    for off in runs["0"]:
+        f32 = on[off["model"], "float32"]
+        row("oneDNN off", off)
+        row("oneDNN on ", f32)
+        ratio("oneDNN on vs off", f32, off)
+        if bf16 := on.get((off["model"], "mixed_bfloat16")):
+            row("oneDNN on ", bf16)
+            ratio("mixed_bfloat16 vs float32, oneDNN on", bf16, f32)
+
+
 def main() -> int:
     if sys.argv[1:] == ["--child"]:
         child(os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1")
@@ -81,21 +105,7 @@ def main() -> int:
         env = os.environ | {"TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "2"}
         out = subprocess.run([sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, check=True)
         runs[onednn] = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    off = {r["model"]: r for r in runs["0"]}
-    on = {(r["model"], r["policy"]): r for r in runs["1"]}
-    for (name, policy), r in on.items():
-        if policy == "float32":
-            base, versus, rows = off[name], "oneDNN on vs off", (("oneDNN off", off[name]), ("oneDNN on ", r))
-        else:
-            base, versus, rows = on[name, "float32"], "mixed_bfloat16 vs float32, oneDNN on", (("oneDNN on ", r),)
-        for label, row in rows:
-            # a training step costs about 3 forward passes (forward, and backward for inputs and weights)
-            frac = 3 * row["flops"] * row["train"] / peak
-            print(f"{row['model']:6s} {row['policy']:15s} {label} {row['flops'] / 1e6:4.0f} MFLOP/face | train "
-                  f"{row['train']:5.0f} faces/s ({frac:.1%} of peak) | batch inference {row['infer']:5.0f} faces/s "
-                  f"({row['flops'] * row['infer'] / peak:.1%} of peak)")
-        print(f"{'':22s} {versus}: training {r['train'] / base['train']:.2f}x, "
-              f"batch inference {r['infer'] / base['infer']:.2f}x")
+    report(runs, peak)
     return 0
 
 
