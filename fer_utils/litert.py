@@ -1,15 +1,20 @@
 """LiteRT, TensorFlow Lite's runtime: it runs the face detector and the emotion networks without TensorFlow.
 
-Every shipped model has its ``.tflite`` beside its ``.keras`` (written when the model is saved, by ``train``,
-``ensemble`` and ``card``), so recognising faces needs NumPy, OpenCV and ``ai-edge-litert`` alone. Native libraries
-print start-up lines straight to the process's stderr (LiteRT's "Created TensorFlow Lite XNNPACK delegate",
-TensorFlow's absl, oneDNN and CPU-feature lines), where Python cannot filter them and notebooks show them in red;
-:func:`quiet_native_logs` keeps them out while such a library loads.
+Every shipped model has its ``.tflite`` (written when the model is saved, by ``train``, ``ensemble``, ``card`` and
+``export``), so recognising faces needs NumPy, OpenCV and ``ai-edge-litert`` alone. :func:`litert_path` says where
+it lives: the networks of the models in ``models/`` are package data in ``fer_utils/networks/``, so that an installed
+package (a wheel, ``pip install .``) carries what its recognizer runs; anyone else's model has its ``.tflite`` beside
+it.
+
+Native libraries print start-up lines straight to the process's stderr (LiteRT's "Created TensorFlow Lite XNNPACK
+delegate", TensorFlow's absl, oneDNN and CPU-feature lines), where Python cannot filter them and notebooks show them
+in red; :func:`quiet_native_logs` keeps them out while such a library loads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -19,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.constants import EMOTIONS, SIDE
+from fer_utils.constants import EMOTIONS, PROJECT_ROOT, SIDE
+
+SHIPPED_DIR = PROJECT_ROOT / "models"  # the shipped .keras models and their cards: in a clone, not in a wheel
+NETWORKS_DIR = Path(__file__).resolve().parent / "networks"  # their .tflite networks: package data, in any install
 
 _quiet_lock = threading.RLock()
 _quiet_depth = 0
@@ -83,9 +91,40 @@ def litert_interpreter(content: bytes, input_shape: list[int] | None = None):
 
 
 def litert_path(model_path: str | os.PathLike) -> Path:
-    """The ``.tflite`` that runs a model: the path itself for a ``.tflite``, else the file of that name beside it."""
+    """The ``.tflite`` that runs a model: the path itself for a ``.tflite``; for a model in ``models/``, the file of
+    its name in ``fer_utils/networks/`` (package data); for any other model, the file of its name beside it."""
     path = Path(model_path)
-    return path if path.suffix == ".tflite" else path.with_suffix(".tflite")
+    if path.suffix == ".tflite":
+        return path
+    if path.resolve().parent == SHIPPED_DIR:
+        return NETWORKS_DIR / f"{path.stem}.tflite"
+    return path.with_suffix(".tflite")
+
+
+def keras_path(network_path: str | os.PathLike) -> Path:
+    """The ``.keras`` model a ``.tflite`` was exported from: the inverse of :func:`litert_path`."""
+    path = Path(network_path)
+    return SHIPPED_DIR / f"{path.stem}.keras" if path.resolve().parent == NETWORKS_DIR else path.with_suffix(".keras")
+
+
+def training_install() -> bool:
+    """Whether Keras is importable here (``pip install 'fer_utils[train]'``): then a missing network can be exported
+    again from its ``.keras``; a light install can only get the package's networks back by reinstalling it."""
+    return importlib.util.find_spec("keras") is not None
+
+
+def network_fix(network_path: str | os.PathLike) -> str:
+    """What to do about a missing or unreadable ``.tflite``, for the install at hand (ends an error message): export
+    it again from its ``.keras`` where Keras is installed and the ``.keras`` is there; else, for one of the package's
+    networks, reinstall the package; else export it where TensorFlow is installed."""
+    path = Path(network_path)
+    export = f"`python -m fer_utils export {keras_path(path)}`"
+    if training_install() and keras_path(path).is_file():
+        return f"write it with {export}"
+    if path.resolve().parent == NETWORKS_DIR:
+        return ("reinstall fer_utils, whose package carries it: `pip install --force-reinstall` the wheel or the clone "
+                "(in a clone, `git checkout fer_utils/networks` first)")
+    return f"write it with {export} where TensorFlow is installed (`pip install 'fer_utils[train]'`)"
 
 
 class LiteRTNetwork:
@@ -97,16 +136,14 @@ class LiteRTNetwork:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"LiteRT model {self.path} does not exist; write it with "
-                                    f"`python -m fer_utils export {self.path.with_suffix('.keras')}`")
+            raise FileNotFoundError(f"LiteRT model {self.path} does not exist; {network_fix(self.path)}")
         self._content = self.path.read_bytes()
         self._local = threading.local()
         try:  # a damaged or foreign file fails here, not on the first frame
             it, _ = litert_interpreter(self._content)
             inp, out = it.get_input_details()[0], it.get_output_details()[0]
         except (ValueError, RuntimeError) as e:
-            raise ValueError(f"LiteRT model {self.path} could not be read ({e}); write it again with "
-                             f"`python -m fer_utils export {self.path.with_suffix('.keras')}`") from e
+            raise ValueError(f"LiteRT model {self.path} could not be read ({e}); {network_fix(self.path)}") from e
         if tuple(inp["shape"][1:]) != (SIDE, SIDE) or inp["dtype"] != np.uint8 or out["shape"][-1] != len(EMOTIONS):
             raise ValueError(f"LiteRT model {self.path} must map uint8 (N, {SIDE}, {SIDE}) faces to {len(EMOTIONS)} "
                              f"probabilities; got {inp['dtype'].__name__} {list(inp['shape'])} -> {list(out['shape'])}")

@@ -1,5 +1,9 @@
-"""The shipped models in ``models/``: which there are, best first, which serves photos and which the live webcam,
-and the training record inside a model file. Reads files only (cards and the ``.keras`` zip), no Keras.
+"""The shipped models: which there are, best first, which serves photos and which the live webcam, and the training
+record inside a model file. Reads files only (cards and the ``.keras`` zip), no Keras.
+
+In a clone they are the ``.keras`` files in ``models/``, ranked by their cards, each run from its ``.tflite`` in
+``fer_utils/networks/`` (:func:`fer_utils.litert.litert_path`). An installed package (a wheel, ``pip install .``) has
+no ``models/`` and no cards: there they are the networks it carries (:data:`PACKAGED`), as ``.tflite`` files.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from fer_utils.constants import PROJECT_ROOT
+from fer_utils.litert import NETWORKS_DIR, SHIPPED_DIR, network_fix, training_install
 
 INFO_NAME = "fer_utils.json"  # training record stored inside the .keras zip, beside Keras' own files
 
@@ -19,7 +23,7 @@ def check_model_file(path: str | os.PathLike) -> Path:
     the fix, before anything slower (loading data, Keras) runs."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"model file {path} does not exist; shipped models are in {PROJECT_ROOT / 'models'}")
+        raise FileNotFoundError(f"model file {path} does not exist; shipped models are in {SHIPPED_DIR}")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"model file {path} is corrupt or not a .keras model; retrain it or restore it (git checkout {path})")
     return path
@@ -31,10 +35,20 @@ def read_info(path: str | os.PathLike) -> dict:
         return json.loads(z.read(INFO_NAME)) if INFO_NAME in z.namelist() else {}
 
 
+# The networks a wheel carries, best first: the photos' and videos' default, then the live webcam's. pyproject.toml's
+# package-data lists the same files; with no cards in an installed package, these names stand in for the cards'
+# ranking (tests/test_shipped.py checks that they agree with default_model_path() and live_model_path() in a clone).
+DEFAULT_NETWORK, LIVE_NETWORK = "vgg8x2", "vgg8"
+PACKAGED = (DEFAULT_NETWORK, LIVE_NETWORK)
+
+
 def shipped_models() -> dict[str, Path]:
-    """The trained models in ``models/`` by name, best first: by the PublicTest accuracy of their cards."""
-    folder = PROJECT_ROOT / "models"
-    found = {p.stem: p for p in sorted(folder.glob("*.keras")) if not p.name.startswith(".")}
+    """The trained models by name, best first: the ``.keras`` files in ``models/`` by the PublicTest accuracy of
+    their cards; where there are none (an installed package has no ``models/``), the ``.tflite`` networks it carries."""
+    found = {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.keras")) if not p.name.startswith(".")}
+    if not found:
+        packaged = {name: NETWORKS_DIR / f"{name}.tflite" for name in PACKAGED}
+        return {name: path for name, path in packaged.items() if path.is_file()}
     return {name: found[name] for name in sorted(found, key=lambda name: -_card_accuracy(found[name]))}
 
 
@@ -51,23 +65,28 @@ LIVE_MAX_FLOPS = 250e6  # vgg8's 235 MFLOPs: about 3 ms a face through the recog
 
 def live_model_path(models: dict[str, Path] | None = None) -> Path:
     """The webcam's default: the best of ``models`` (default: the shipped ones, best first) whose card gives at most
-    :data:`LIVE_MAX_FLOPS` per face, so that live video keeps its frame rate; the best one if none is carded so."""
+    :data:`LIVE_MAX_FLOPS` per face, so that live video keeps its frame rate (in an installed package, which has no
+    cards: its :data:`LIVE_NETWORK`); the best one if none is carded so."""
     models = shipped_models() if models is None else models
-    for path in models.values():
+    for path in map(Path, models.values()):
         try:
-            if json.loads(Path(path).with_suffix(".json").read_text())["flops"] <= LIVE_MAX_FLOPS:
-                return Path(path)
+            if json.loads(path.with_suffix(".json").read_text())["flops"] <= LIVE_MAX_FLOPS:
+                return path
         except (OSError, ValueError, KeyError, TypeError):
-            continue
+            if path == NETWORKS_DIR / f"{LIVE_NETWORK}.tflite":
+                return path
     return Path(next(iter(models.values()))) if models else default_model_path()
 
 
 def default_model_path() -> Path:
-    """The best shipped model: what the recognizer, webcam and evaluation notebook use unless told otherwise."""
+    """The best shipped model: what the recognizer, ``predict``, ``video`` and the evaluation notebook use unless told
+    otherwise (a ``.keras`` in a clone, a packaged ``.tflite`` in an installed package)."""
     models = shipped_models()
     if not models:
-        raise FileNotFoundError(
-            f"no trained model in {PROJECT_ROOT / 'models'}; train one with "
-            "`python -m fer_utils train --model lenet --out models/lenet.keras`"
-        )
+        missing = f"no trained model in {SHIPPED_DIR} nor {NETWORKS_DIR}"
+        if training_install() and SHIPPED_DIR.is_dir():  # a clone set up for training
+            raise FileNotFoundError(f"{missing}; train one with `python -m fer_utils train --model lenet --out "
+                                    "models/lenet.keras`, or restore the shipped ones with `git checkout models "
+                                    "fer_utils/networks`")
+        raise FileNotFoundError(f"{missing}; {network_fix(NETWORKS_DIR / f'{DEFAULT_NETWORK}.tflite')}")
     return next(iter(models.values()))

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 
 import keras
 import numpy as np
 import pytest
 
+from fer_utils.constants import EMOTIONS, PROJECT_ROOT
 from fer_utils.evaluation import evaluate
+from fer_utils.litert import NETWORKS_DIR, SHIPPED_DIR, LiteRTNetwork, keras_path, litert_path
 from fer_utils.loader import file_sha256, load_fer2013
 from fer_utils.models import load_model, shipped_models
+from fer_utils.recognizer import EmotionRecognizer
+from fer_utils.scenes import astronaut_bgr
+from fer_utils.shipped import DEFAULT_NETWORK, LIVE_NETWORK, PACKAGED, default_model_path, live_model_path
 from fer_utils.synthetic import make_synthetic
 
 SHIPPED = shipped_models()
@@ -48,6 +55,79 @@ def test_each_shipped_model_ships_its_tflite_and_it_gives_the_keras_probabilitie
 
 def test_lenet_is_shipped():
     assert "lenet" in SHIPPED
+
+
+def test_the_networks_of_models_in_models_live_in_the_package_and_nowhere_else(tmp_path, monkeypatch):
+    for name, path in SHIPPED.items():
+        assert litert_path(path) == NETWORKS_DIR / f"{name}.tflite" and keras_path(litert_path(path)) == path
+    assert not list(SHIPPED_DIR.glob("*.tflite")), "a network kept twice: models/ holds .keras files and cards only"
+    monkeypatch.chdir(PROJECT_ROOT)
+    assert litert_path("models/vgg8.keras") == NETWORKS_DIR / "vgg8.tflite"  # a relative path to models/ as well
+    own = tmp_path / "own.keras"  # anyone else's model: its network beside it
+    assert litert_path(own) == tmp_path / "own.tflite" and keras_path(tmp_path / "own.tflite") == own
+    assert litert_path(tmp_path / "x.tflite") == tmp_path / "x.tflite"
+
+
+def test_the_packaged_networks_are_what_the_cards_choose_and_what_the_wheel_carries():
+    """In an installed package, with no cards, PACKAGED names the default and the live model: it must name what the
+    cards choose here, best first, and be exactly the networks pyproject.toml puts into the wheel."""
+    assert [name for name in SHIPPED if name in PACKAGED] == list(PACKAGED)  # the cards' order
+    assert default_model_path().stem == DEFAULT_NETWORK and live_model_path().stem == LIVE_NETWORK
+    package_data = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    listed = [f for f in package_data["fer_utils"] if f.startswith("networks/")]
+    assert sorted(listed) == sorted(f"networks/{name}.tflite" for name in PACKAGED)
+    assert all((NETWORKS_DIR / f"{name}.tflite").is_file() for name in PACKAGED)
+
+
+def _as_installed(monkeypatch, models_dir, networks_dir=NETWORKS_DIR):
+    """This clone as an installed package sees itself: ``models_dir`` for models/, ``networks_dir`` for its networks."""
+    models_dir, networks_dir = models_dir.resolve(), networks_dir.resolve()  # as the package's own paths are
+    for module in ("fer_utils.litert", "fer_utils.shipped"):
+        monkeypatch.setattr(f"{module}.SHIPPED_DIR", models_dir)
+        monkeypatch.setattr(f"{module}.NETWORKS_DIR", networks_dir)
+    monkeypatch.setattr("fer_utils.webcam.panel.SHIPPED_DIR", models_dir)
+    return models_dir, networks_dir
+
+
+def test_an_installed_package_recognises_faces_with_the_networks_it_carries(tmp_path, monkeypatch):
+    from fer_utils.webcam import WebcamPanel
+
+    _as_installed(monkeypatch, tmp_path / "site-packages" / "models")  # a wheel has no models/, so no cards
+    networks = {name: NETWORKS_DIR / f"{name}.tflite" for name in PACKAGED}
+    assert shipped_models() == networks
+    assert default_model_path() == networks[DEFAULT_NETWORK] and live_model_path() == networks[LIVE_NETWORK]
+    (face,) = EmotionRecognizer().predict(astronaut_bgr())
+    assert face.emotion in EMOTIONS and face.probabilities.sum() == pytest.approx(1, abs=1e-5)
+    monkeypatch.chdir(tmp_path)
+    panel = WebcamPanel("browser")  # the live default, with every packaged network to choose from
+    assert panel.recognizer.model_path == networks[LIVE_NETWORK] and panel.model_select.value == LIVE_NETWORK
+    assert [v for _, v in panel.model_select.options] == list(PACKAGED)
+    assert panel.out_dir == tmp_path / "runs" / "webcam"  # not site-packages
+    panel.model_select.value = DEFAULT_NETWORK
+    assert panel.recognizer.model_path == networks[DEFAULT_NETWORK]
+
+
+def test_a_missing_network_names_the_fix_for_the_install_at_hand(tmp_path, monkeypatch):
+    (tmp_path / "networks").mkdir()
+    models, networks = _as_installed(monkeypatch, tmp_path / "models", tmp_path / "networks")
+    with monkeypatch.context() as light:  # a light install: no Keras, so only reinstalling brings the networks back
+        light.setitem(sys.modules, "keras", None)
+        with pytest.raises(FileNotFoundError, match="no trained model.*reinstall fer_utils") as missing:
+            default_model_path()
+        assert "fer_utils train" not in str(missing.value)  # no advice to train a LeNet
+        with pytest.raises(FileNotFoundError, match="vgg8.tflite does not exist; reinstall fer_utils"):
+            LiteRTNetwork(networks / "vgg8.tflite")
+        with pytest.raises(FileNotFoundError, match="where TensorFlow is installed"):  # anyone else's model
+            LiteRTNetwork(tmp_path / "own.tflite")
+    with pytest.raises(FileNotFoundError, match="no trained model.*reinstall fer_utils"):  # Keras, but no clone
+        default_model_path()
+    models.mkdir()  # a clone set up for training: export or train
+    with pytest.raises(FileNotFoundError, match="train one with `python -m fer_utils train"):
+        default_model_path()
+    (models / "vgg8.keras").write_bytes(b"")
+    fix = f"write it with `python -m fer_utils export {models / 'vgg8.keras'}`"
+    with pytest.raises(FileNotFoundError, match=re.escape(fix)):
+        LiteRTNetwork(networks / "vgg8.tflite")
 
 
 def _real_fer2013_of(card: dict) -> str:

@@ -20,7 +20,7 @@ from fer_utils.atomic import write_atomic
 from fer_utils.constants import EMOTIONS, PROJECT_ROOT
 from fer_utils.detector import LIVE_DETECTOR
 from fer_utils.recognizer import Face, annotate
-from fer_utils.shipped import live_model_path, shipped_models
+from fer_utils.shipped import SHIPPED_DIR, live_model_path, shipped_models
 from fer_utils.video import FaceTable, FrameAnalyzer, save_table
 from fer_utils.webcam.browser import BrowserCamera
 from fer_utils.webcam.loop import INFERENCE_LOCK, KernelLoop, as_recognizer, jpeg
@@ -74,7 +74,9 @@ class WebcamPanel(widgets.VBox):
             else:
                 raise ValueError(f"source {source!r} is unknown; expected one of {SOURCES} or a video file path")
         self.video, self.camera_index, self.max_fps, self.loop_video = video, camera_index, max_fps, loop_video
-        self.out_dir = Path(out_dir) if out_dir is not None else PROJECT_ROOT / "runs" / "webcam"
+        # the clone's runs/; an installed package's root is site-packages, so there the current folder's runs/
+        runs = PROJECT_ROOT / "runs" if SHIPPED_DIR.is_dir() else Path.cwd() / "runs"
+        self.out_dir = Path(out_dir) if out_dir is not None else runs / "webcam"
         self.capture_factory = capture_factory
         self._lock = threading.Lock()  # guards the stats, the recording and the last frame
         self._loop: KernelLoop | None = None
