@@ -13,14 +13,18 @@ import hashlib
 import io
 import lzma
 import os
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS, PROJECT_ROOT, SIDE, SPLITS, cache_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The image-folder release merges PublicTest and PrivateTest into one "test" folder; without the file-name
 # prefixes we cannot tell them apart, so those rows get this split name.
@@ -36,7 +40,9 @@ class FERDataError(ValueError):
 
 @dataclass(frozen=True)
 class FERData:
-    """Faces as uint8 ``(N, 48, 48)``, emotions as int ``(N,)`` (0-6, or -1 when unknown), split per row."""
+    """Faces as uint8 ``(N, 48, 48)``, emotions as int ``(N,)`` (0-6, or -1 when unknown), split per row; for a
+    labelled face collection (:func:`fer_utils.collection.load_faces`) also each face's image file, relative to
+    the collection's folder (None for FER2013 and the synthetic default)."""
 
     images: np.ndarray
     emotions: np.ndarray
@@ -44,6 +50,7 @@ class FERData:
     source: str
     synthetic: bool = False
     notes: dict = field(default_factory=dict)
+    files: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -64,10 +71,13 @@ class FERData:
 
     def take(self, rows: np.ndarray) -> FERData:
         """The rows selected by a boolean mask or an index array, with the same source and labels."""
-        return FERData(self.images[rows], self.emotions[rows], self.splits[rows], self.source, self.synthetic, self.notes)
+        files = None if self.files is None else self.files[rows]
+        return FERData(self.images[rows], self.emotions[rows], self.splits[rows], self.source, self.synthetic, self.notes,
+                       files)
 
     def counts(self) -> pd.DataFrame:
         """Table 1: faces per emotion (rows) and split (columns), with totals."""
+        import pandas as pd  # only here: importing pandas would double the time of a load from the cache
         table = pd.DataFrame(0, index=[*EMOTIONS, "unknown"], columns=self.split_names, dtype=int)
         for s in self.split_names:
             e = self.emotions[self.splits == s]
@@ -212,12 +222,9 @@ def _csv_columns(src: Path) -> list[str]:
 
 
 def _load_csv(src: Path, default_split: str = "Training") -> FERData:
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
     try:
         columns = _csv_columns(src)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise FERDataError(f"{src}: cannot read it ({e}); is it a complete download?") from e
     if "pixels" not in columns:
         shown = columns[:8] + ["..."] * (len(columns) > 8)  # some other CSV may have hundreds
@@ -228,119 +235,190 @@ def _load_csv(src: Path, default_split: str = "Training") -> FERData:
     unknown = [c for c in columns if c not in ("emotion", "pixels", "Usage")]
     if unknown:
         raise FERDataError(f"{src}: unexpected column(s) {unknown}; expected emotion, pixels and Usage.")
+    # This thread reads (and un-gzips) the file a block of lines at a time and splits the lines into fields, while
+    # the pool parses the blocks before it.
+    parts, rows = [], 0
     try:
-        raw = _open_text(src).read()
-        table = pcsv.read_csv(
-            io.BytesIO(raw),
-            read_options=pcsv.ReadOptions(skip_rows=1, column_names=columns, block_size=1 << 24),
-            convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in columns}),
-        )
-    except (pa.ArrowInvalid, OSError, EOFError) as e:
-        msg = str(e).split("\n")[0][:300]
-        raise FERDataError(f"{src}: malformed CSV ({msg}). Each row must be {','.join(columns)}.") from e
-    n = table.num_rows
-    if n == 0:
+        with _open_text(src) as f, ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+            for block, end in _line_blocks(f):
+                fields = _field_bounds(block, end, rows, columns, str(src))
+                parts.append(pool.submit(_parse_block, block, fields, rows, str(src), default_split))
+                rows += len(fields["pixels"][0])
+            parts = [p.result() for p in parts]
+    except (OSError, EOFError, zlib.error) as e:
+        raise FERDataError(f"{src}: cannot read it ({e}); is it a complete download?") from e
+    if rows == 0:
         raise FERDataError(f"{src}: no rows after the header.")
-    images = parse_pixels(table.column("pixels"), source=str(src))
-    emotions = _parse_emotions(table.column("emotion").to_pylist(), src) if "emotion" in columns else np.full(n, -1, np.int8)
-    if "Usage" in columns:
-        splits = np.array([u.strip() if u else "" for u in table.column("Usage").to_pylist()])
-        bad = ~np.isin(splits, SPLITS)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise FERDataError(f"{src}, data row {i + 1} (line {i + 2}): Usage {str(splits[i])!r} is not one of {list(SPLITS)}.")
-    else:
-        splits = np.full(n, default_split)
-    return FERData(images, emotions, splits.astype("<U11"), str(src))
+    images, emotions, splits = (np.concatenate(a) for a in zip(*parts, strict=True))
+    return FERData(images, emotions, splits, str(src))
 
 
-def _parse_emotions(values: list, src: Path) -> np.ndarray:
-    out = np.empty(len(values), np.int8)
-    for i, v in enumerate(values):
-        s = (v or "").strip()
-        if not (s.isdigit() and int(s) < len(EMOTIONS)):
-            raise FERDataError(f"{src}, data row {i + 1} (line {i + 2}): emotion {v!r} is not an integer 0-6 ({', '.join(EMOTIONS)}).")
+_BLOCK_BYTES = 1 << 24  # lines handed to one thread at a time: about 2,000 faces of fer2013.csv
+_ROWS_PER_CHUNK = 64  # faces parsed at once: half a megabyte of text, so the parser's temporaries stay in cache
+_SPACE = np.uint8(256 + ord(" ") - ord("0"))  # how a space reads once ord("0") is taken from each byte (uint8)
+
+
+def _line_blocks(f):
+    """The data lines of an open CSV, as (block, end): ``block[:end]`` is whole lines, about ``_BLOCK_BYTES``."""
+    f.readline()  # the header, read apart by _csv_columns
+    rewind = isinstance(f, io.BufferedReader)  # a plain file: read its unfinished last line again with the next block
+    tail = b""
+    while piece := f.read(_BLOCK_BYTES):
+        block = tail + piece
+        end = block.rfind(b"\n") + 1
+        if end:
+            yield block, end
+        if end and rewind:
+            f.seek(end - len(block), os.SEEK_CUR)
+            tail = b""
+        else:
+            tail = block[end:]
+    if tail.strip():  # a last line without a line break
+        yield tail + b"\n", len(tail) + 1
+
+
+def _field_bounds(block: bytes, end: int, row0: int, columns: list[str], source: str) -> dict:
+    """Each column's (first byte, end) in each non-empty line of ``block[:end]``. Lines split at every comma:
+    FER2013's fields hold none, and a quoted field (``"70 80 ..."``) is read without its quotes."""
+    find, k = block.find, len(columns)
+    starts, cuts, stops = [], [], []
+    pos = 0
+    while pos < end:  # bytes.find is memchr: a pass over the block at memory speed, a few calls per line
+        nl = find(b"\n", pos, end)
+        stop = nl - 1 if nl > pos and block[nl - 1] == ord("\r") else nl
+        if stop > pos:
+            line_cuts, c = [], pos - 1
+            while len(line_cuts) < k and (c := find(b",", c + 1, stop)) >= 0:  # up to one comma too many
+                line_cuts.append(c)
+            if len(line_cuts) != k - 1:
+                i = row0 + len(starts)
+                raise FERDataError(f"{source}: malformed CSV (data row {i + 1} (line {i + 2}) has "
+                                   f"{block.count(b',', pos, stop) + 1} fields, expected {k}). Each row must be "
+                                   f"{','.join(columns)}.")
+            cuts += line_cuts
+            starts.append(pos)
+            stops.append(stop)
+        pos = nl + 1
+    cut = np.array(cuts, np.int64).reshape(len(starts), k - 1)
+    firsts = np.column_stack([np.array(starts, np.int64), cut + 1])
+    lasts = np.column_stack([cut, np.array(stops, np.int64)])
+    b = np.frombuffer(block, np.uint8)
+    quoted = (lasts - firsts >= 2) & (b[firsts] == ord('"')) & (b[lasts - 1] == ord('"'))
+    firsts += quoted
+    lasts -= quoted
+    return {c: (firsts[:, j], lasts[:, j]) for j, c in enumerate(columns)}
+
+
+def _parse_block(block: bytes, fields: dict, row0: int, source: str,
+                 default_split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Faces, emotions and splits of one block's lines; ``row0``: how many data rows came before them."""
+    images = _parse_pixel_fields(np.frombuffer(block, np.uint8), *fields["pixels"], row0=row0, source=source)
+    n = len(images)
+    emotions = _parse_emotions(block, *fields["emotion"], row0, source) if "emotion" in fields else np.full(n, -1, np.int8)
+    splits = _parse_splits(block, *fields["Usage"], row0, source) if "Usage" in fields else np.full(n, default_split, "<U11")
+    return images, emotions, splits
+
+
+def _parse_emotions(block: bytes, firsts: np.ndarray, lasts: np.ndarray, row0: int, source: str) -> np.ndarray:
+    if (lasts - firsts == 1).all():  # one digit each, as in every FER2013 CSV: read without a Python loop
+        codes = np.frombuffer(block, np.uint8)[firsts] - np.uint8(ord("0"))
+        if (codes < len(EMOTIONS)).all():
+            return codes.astype(np.int8)
+    out = np.empty(len(firsts), np.int8)
+    for i, (a, z) in enumerate(zip(firsts.tolist(), lasts.tolist(), strict=True)):
+        v = block[a:z].decode("utf-8", errors="replace")
+        s = v.strip()
+        if not (s.isascii() and s.isdigit() and int(s) < len(EMOTIONS)):
+            raise FERDataError(f"{source}, data row {row0 + i + 1} (line {row0 + i + 2}): emotion {v!r} is not an "
+                               f"integer 0-6 ({', '.join(EMOTIONS)}).")
         out[i] = int(s)
     return out
 
 
+def _parse_splits(block: bytes, firsts: np.ndarray, lasts: np.ndarray, row0: int, source: str) -> np.ndarray:
+    known = {s.encode(): i for i, s in enumerate(SPLITS)}
+    codes = [known.get(block[a:z].strip(), -1) for a, z in zip(firsts.tolist(), lasts.tolist(), strict=True)]
+    if -1 in codes:
+        i = codes.index(-1)
+        usage = block[firsts[i] : lasts[i]].decode("utf-8", errors="replace").strip()
+        raise FERDataError(f"{source}, data row {row0 + i + 1} (line {row0 + i + 2}): Usage {usage!r} is not one of "
+                           f"{list(SPLITS)}.")
+    return np.array(SPLITS, "<U11")[codes]
+
+
 def parse_pixels(pixels, *, source: str = "<pixels>") -> np.ndarray:
-    """Parse space-separated pixel strings (a list or a pyarrow string column) into uint8 ``(N, 48, 48)``.
-
-    Vectorised in row chunks small enough to stay in cache, and threaded (NumPy releases the GIL), because a
-    Python loop over 75 million tokens is what made the seed's loader take 15 seconds.
-    """
-    import pyarrow as pa
-
-    arr = pixels if isinstance(pixels, (pa.Array, pa.ChunkedArray)) else pa.array(list(pixels), type=pa.string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], type=pa.string())
-    if arr.type == pa.large_string():
-        arr = arr.cast(pa.string())
-    n = len(arr)
-    if arr.null_count:
-        i = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+    """Parse space-separated pixel strings (a list, or a pyarrow string array) into uint8 ``(N, 48, 48)``."""
+    texts = pixels.to_pylist() if hasattr(pixels, "to_pylist") else list(pixels)
+    if None in texts:
+        i = texts.index(None)
         raise FERDataError(f"{source}, data row {i + 1}: pixels are missing; expected {N_PIXELS} space-separated values.")
-    if n == 0:
-        return np.empty((0, SIDE, SIDE), np.uint8)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    encoded = [t.encode() for t in texts]
+    lengths = np.array([len(t) for t in encoded], np.int64)
+    firsts = np.cumsum(lengths + 1) - lengths - 1  # the texts joined by line breaks
+    return _parse_pixel_fields(np.frombuffer(b"\n".join(encoded), np.uint8), firsts, firsts + lengths, source=source)
+
+
+def _parse_pixel_fields(b: np.ndarray, firsts: np.ndarray, lasts: np.ndarray, *, row0: int = 0,
+                        source: str) -> np.ndarray:
+    """The faces whose pixels are ``b[firsts[i]:lasts[i]]``, ``_ROWS_PER_CHUNK`` rows at a time."""
+    n = len(firsts)
     out = np.empty((n, N_PIXELS), np.uint8)
-    rows_per_chunk = 128
-    chunks = [(r, min(r + rows_per_chunk, n)) for r in range(0, n, rows_per_chunk)]
-
-    def parse_chunk(bounds: tuple[int, int]) -> None:
-        r0, r1 = bounds
-        rows = offsets[r0 : r1 + 1] - offsets[r0]
-        c = data[offsets[r0] : offsets[r1]]
-        d = c - np.uint8(48)
-        dig = d < 10
-        if np.count_nonzero(dig) + np.count_nonzero(c == 32) != len(c):
-            at = int(np.flatnonzero(~dig & (c != 32))[0])
-            row = r0 + int(np.searchsorted(rows, at, side="right")) - 1
-            text = bytes(c[max(at - 8, 0) : at + 8]).decode("utf-8", errors="replace")
-            raise FERDataError(
-                f"{source}, data row {row + 1}: non-numeric pixel near {text!r}; expected integers 0-255 separated by spaces."
-            )
-        # rows are concatenated without separators, so a row boundary also ends a token
-        prev_dig = np.empty_like(dig)
-        prev_dig[0] = False
-        prev_dig[1:] = dig[:-1]
-        prev_dig[rows[1:-1]] = False
-        next_dig = np.empty_like(dig)
-        next_dig[-1] = False
-        next_dig[:-1] = dig[1:]
-        next_dig[rows[1:-1] - 1] = False
-        starts = np.flatnonzero(dig & ~prev_dig)
-        ends = np.flatnonzero(dig & ~next_dig)
-        per_row = np.diff(np.searchsorted(starts, rows))
-        wrong = np.flatnonzero(per_row != N_PIXELS)
-        if len(wrong):
-            i = int(wrong[0])
-            raise FERDataError(
-                f"{source}, data row {r0 + i + 1}: {per_row[i]} pixel values, expected {N_PIXELS} (48x48 grayscale)."
-            )
-        length = ends - starts
-        if length.max(initial=0) > 2:
-            k = int(np.flatnonzero(length > 2)[0])
-            raise FERDataError(
-                f"{source}, data row {r0 + k // N_PIXELS + 1}, pixel {k % N_PIXELS + 1}: value "
-                f"{bytes(c[starts[k] : ends[k] + 1]).decode()} is out of range 0-255."
-            )
-        d *= dig  # spaces -> 0, so the tens and hundreds below read 0 outside a token
-        values = d[ends].astype(np.uint16)
-        values += 10 * d[ends - 1] * (length >= 1)
-        values += 100 * d[np.maximum(ends - 2, 0)].astype(np.uint16) * (length >= 2)
-        if values.max(initial=0) > 255:
-            k = int(np.flatnonzero(values > 255)[0])
-            raise FERDataError(
-                f"{source}, data row {r0 + k // N_PIXELS + 1}, pixel {k % N_PIXELS + 1}: value {values[k]} is out of range 0-255."
-            )
-        out[r0:r1] = values.reshape(r1 - r0, N_PIXELS)
-
-    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        list(pool.map(parse_chunk, chunks))
+    for r in range(0, n, _ROWS_PER_CHUNK):
+        rows = slice(r, r + _ROWS_PER_CHUNK)
+        _parse_pixel_rows(b, firsts[rows], lasts[rows], out[rows], row0 + r, source)
     return out.reshape(n, SIDE, SIDE)
+
+
+def _parse_pixel_rows(b: np.ndarray, firsts: np.ndarray, lasts: np.ndarray, out: np.ndarray, row0: int,
+                      source: str) -> None:
+    """Vectorised over the rows' bytes (a Python int() per pixel made the seed's loader take 10 seconds): a value
+    ends at each digit followed by a non-digit, and reads its tens and hundreds from the two bytes before it."""
+    lo, hi = int(firsts[0]), int(lasts[-1])
+    d = np.empty(hi - lo + 4, np.uint8)  # the text between three spaces (every value has two bytes before it) and one
+    d[:3] = d[-1] = _SPACE
+    np.subtract(b[lo:hi], np.uint8(ord("0")), out=d[3:-1])
+    d[_between(firsts - lo + 3, lasts - lo + 3)] = _SPACE  # the other fields and line breaks between rows
+    digit = d < 10
+    if np.count_nonzero(digit) + np.count_nonzero(d == _SPACE) != len(d):
+        at = int(np.flatnonzero(~digit & (d != _SPACE))[0]) + lo - 3
+        row = int(np.searchsorted(firsts, at, side="right")) - 1
+        text = bytes(b[max(at - 8, firsts[row]) : min(at + 8, lasts[row])]).decode("utf-8", errors="replace")
+        raise FERDataError(
+            f"{source}, data row {row0 + row + 1}: non-numeric pixel near {text!r}; expected integers 0-255 separated by spaces."
+        )
+    at = np.flatnonzero(digit[3:-1] > digit[4:])  # a value ends at d[at + 3], the text's byte at + lo
+    per_row = np.diff(np.searchsorted(at, np.append(firsts - lo, hi - lo)))
+    wrong = np.flatnonzero(per_row != N_PIXELS)
+    if len(wrong):
+        i = int(wrong[0])
+        raise FERDataError(f"{source}, data row {row0 + i + 1}: {per_row[i]} pixel values, expected {N_PIXELS} (48x48 grayscale).")
+    pairs = digit[:-1] & digit[1:]
+    long = pairs[:-2] & pairs[2:]  # four digits in a row
+    if long.any():
+        k = int(np.searchsorted(at + 3, np.flatnonzero(long)[0]))
+        end = start = int(at[k]) + 3
+        while digit[start - 1]:
+            start -= 1
+        raise FERDataError(f"{source}, data row {row0 + k // N_PIXELS + 1}, pixel {k % N_PIXELS + 1}: value "
+                           f"{bytes(b[start + lo - 3 : end + lo - 2]).decode()} is out of range 0-255.")
+    d *= digit  # spaces -> 0, so a short value's missing tens and hundreds read 0
+    units_tens = d[2:-2] * np.uint8(10)  # at every byte: the value if it were the last digit, hundreds aside
+    units_tens += d[3:-1]
+    hundreds = d[1:-3] * digit[2:-2]  # a digit two bytes back counts only if the byte between is a digit too
+    values = units_tens.take(at)
+    hundreds = hundreds.take(at)
+    if (hundreds > 2).any() or ((hundreds == 2) & (values > 55)).any():
+        k = int(np.flatnonzero(100 * hundreds.astype(np.uint16) + values > 255)[0])
+        raise FERDataError(f"{source}, data row {row0 + k // N_PIXELS + 1}, pixel {k % N_PIXELS + 1}: value "
+                           f"{100 * int(hundreds[k]) + int(values[k])} is out of range 0-255.")
+    values += np.uint8(100) * hundreds
+    out[:] = values.reshape(out.shape)
+
+
+def _between(firsts: np.ndarray, lasts: np.ndarray) -> np.ndarray:
+    """The positions from the end of each row's pixels to the start of the next row's."""
+    gap_starts, gaps = lasts[:-1], firsts[1:] - lasts[:-1]
+    return np.repeat(gap_starts - np.cumsum(gaps) + gaps, gaps) + np.arange(gaps.sum())
 
 
 def _load_image_folder(root: Path) -> FERData:

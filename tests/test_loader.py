@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 import time
 import zipfile
 
@@ -15,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from fer_utils.constants import EMOTIONS
+from fer_utils.constants import EMOTIONS, SPLITS
 from fer_utils.loader import FERDataError, find_dataset, load_fer2013, parse_pixels
 from fer_utils.synthetic import load_or_synthesize
 
@@ -126,6 +128,93 @@ def test_corrupt_cache_is_rebuilt(tmp_path, faces, monkeypatch):
     (cache_file,) = cache_dir.glob("*.npz")
     cache_file.write_bytes(b"garbage")
     np.testing.assert_array_equal(load_fer2013(src).images, images)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "one byte flipped"])
+def test_damaged_cache_is_rebuilt_not_trusted(tmp_path, faces, monkeypatch, damage):
+    images, emotions = faces
+    src = tmp_path / "fer2013.csv"
+    write_kaggle(src, images, emotions)
+    monkeypatch.setenv("FER_UTILS_CACHE_DIR", str(tmp_path / "c"))
+    load_fer2013(src)
+    (cache_file,) = (tmp_path / "c").glob("*.npz")
+    raw = bytearray(cache_file.read_bytes())
+    if damage == "truncated":
+        del raw[len(raw) // 2 :]
+    else:  # the faces are most of the file: the middle byte is a pixel, which only the zip's CRC-32 can vouch for
+        raw[len(raw) // 2] ^= 0xFF
+    cache_file.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(load_fer2013(src).images, images)
+    assert cache_file.read_bytes() != bytes(raw), "the damaged cache was replaced"
+
+
+def seed_parse(texts: list[str]) -> np.ndarray:
+    """The seed notebook's way, a Python int() per pixel: the reference the vectorised parser must match."""
+    return np.array([[int(p) for p in t.split()] for t in texts], np.uint8).reshape(-1, 48, 48)
+
+
+@pytest.mark.parametrize("block_bytes, rows_per_chunk", [(20_000, 64), (1 << 24, 3)])
+@pytest.mark.parametrize("opener", [open, gzip.open])
+def test_csv_in_many_blocks_and_chunks_parses_as_the_seed_did(tmp_path, monkeypatch, opener, block_bytes,
+                                                              rows_per_chunk):
+    """Lines cut across blocks (a plain file reads its unfinished line again, a gzipped one carries it over), rows
+    parsed a few at a time, CRLF line ends, stray spaces, quoted fields, a blank line and a last line without a
+    line break: the same faces, emotions and splits as the seed's parse."""
+    rng = np.random.default_rng(1)
+    n = 40
+    images = rng.integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    images[0], images[1] = 0, 255
+    emotions = rng.integers(0, len(EMOTIONS), n)
+    splits = rng.choice(SPLITS, n)
+    texts = [pixels_text(img) for img in images]
+    texts[5] = "  " + texts[5].replace(" ", "   ", 100) + " "
+    lines = [f"{e},{t},{s}" for e, t, s in zip(emotions, texts, splits, strict=True)]
+    lines[7] = f'{emotions[7]},"{texts[7]}","{splits[7]}"'
+    src = tmp_path / ("fer2013.csv.gz" if opener is gzip.open else "fer2013.csv")
+    with opener(src, "wt", newline="") as f:
+        f.write("emotion,pixels,Usage\r\n" + "\r\n".join(lines[:20]) + "\r\n\r\n" + "\n".join(lines[20:]))
+    monkeypatch.setattr("fer_utils.loader._BLOCK_BYTES", block_bytes)  # a line is about 8 kB
+    monkeypatch.setattr("fer_utils.loader._ROWS_PER_CHUNK", rows_per_chunk)
+    data = load_fer2013(src, cache=False)
+    np.testing.assert_array_equal(data.images, seed_parse(texts))
+    np.testing.assert_array_equal(data.images, images)
+    assert data.emotions.tolist() == emotions.tolist() and data.splits.tolist() == splits.tolist()
+
+
+@pytest.mark.parametrize(
+    "row, line, message",
+    [
+        (17, "1,{px},Training,extra", r"malformed CSV \(data row 17 \(line 18\) has 4 fields"),
+        (23, "1,{short},Training", "data row 23: 2303 pixel values"),
+        (26, "8,{px},Training", r"data row 26 \(line 27\): emotion '8'"),
+        (29, "1,{px} 300,Training", "data row 29: 2305 pixel values"),
+        (31, "1,{short} 300,Training", "data row 31, pixel 2304: value 300 is out of range"),
+        (33, "1,{short} 1000,Training", "data row 33, pixel 2304: value 1000 is out of range"),
+        (35, "1,{short} 2x,Training", "data row 35: non-numeric pixel near ' 7 7 7 2x'"),
+        (37, "1,{px},Test", r"data row 37 \(line 38\): Usage 'Test'"),
+    ],
+)
+def test_errors_name_the_row_in_any_block(tmp_path, monkeypatch, row, line, message):
+    px = " ".join(["7"] * 2304)
+    rows = [f"1,{px},Training"] * 40
+    rows[row - 1] = line.format(px=px, short=" ".join(["7"] * 2303))
+    src = tmp_path / "fer2013.csv"
+    src.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    monkeypatch.setattr("fer_utils.loader._BLOCK_BYTES", 30_000)
+    monkeypatch.setattr("fer_utils.loader._ROWS_PER_CHUNK", 2)
+    with pytest.raises(FERDataError, match=message):
+        load_fer2013(src, cache=False)
+
+
+def test_loading_imports_neither_pandas_nor_pyarrow(tmp_path, faces):
+    """pandas alone took a third of a load from the cache; the CSV parser needs neither."""
+    images, emotions = faces
+    write_kaggle(tmp_path / "fer2013.csv", images, emotions)
+    code = ("import sys; from fer_utils import load_fer2013; load_fer2013(sys.argv[1]); load_fer2013(sys.argv[1]); "
+            "print([m for m in ('pandas', 'pyarrow') if m in sys.modules])")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "fer2013.csv")], capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
