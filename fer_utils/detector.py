@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_utils.images import as_uint8, crop_faces, to_bgr, to_gray  # noqa: F401 (crop_faces, as_uint8: public names)
+from fer_utils.images import as_uint8, crop_faces, to_bgr, to_gray  # noqa: F401 (as_uint8: a public name)
 from fer_utils.litert import litert_interpreter
 
 DETECTORS = ("haar", "blazeface", "mtcnn")
@@ -216,6 +216,28 @@ class BlazeFaceDetector(Detector):
 def _left_to_right(boxes: np.ndarray) -> np.ndarray:
     """Boxes sorted by x then y: OpenCV's parallel scan returns them in no fixed order."""
     return boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))] if len(boxes) else boxes.reshape(0, 4)
+
+
+def locate_faces(detector: Detector, frame: np.ndarray, color: str = "bgr", *, gray: np.ndarray | None = None,
+                 min_face_size: int = 40, largest_only: bool = False, margin: float = 0.0, align: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (K, 4) of the faces of one frame that are at least ``min_face_size`` pixels, largest first, and their
+    FER-style 48x48 crops (K, 48, 48): the one crop path of the recognizer and of labelled face collections
+    (:func:`fer_utils.collection.load_faces`). ``gray`` is the frame made gray, when the caller has it already;
+    ``align`` levels the eyes where the detector gives them."""
+    gray = to_gray(frame, color) if gray is None else gray
+    if detector.gray_input:  # made gray once per frame, not once more inside the detector
+        boxes, eyes = detector.detect_landmarks(gray, "gray")
+    else:
+        boxes, eyes = detector.detect_landmarks(frame, color)
+    boxes = np.asarray(boxes, int).reshape(-1, 4)
+    keep = np.minimum(boxes[:, 2], boxes[:, 3]) >= min_face_size
+    order = np.argsort(-(boxes[:, 2] * boxes[:, 3]) * keep, kind="stable")[: int(keep.sum())]
+    if largest_only:
+        order = order[:1]
+    boxes = boxes[order]
+    eyes = eyes[order] if (align and eyes is not None and len(eyes)) else None
+    return boxes, crop_faces(gray, boxes, margin, eyes)
 
 
 def build_detector(name: str = DEFAULT_DETECTOR, **kwargs) -> Detector:

@@ -107,12 +107,13 @@ def corrupt(images: np.ndarray, corruption: str, seed: int = 0) -> np.ndarray:
     return np.clip(np.rint(f), 0, 255).astype(np.uint8)
 
 
-def evaluate_corruptions(model: keras.Model, data: FERData, split: str = "PublicTest", *, tta: bool | str = False,
-                         predict=None) -> dict:
+def evaluate_corruptions(model: keras.Model, data: FERData, split: str | None = "PublicTest", *,
+                         tta: bool | str = False, predict=None) -> dict:
     """Accuracy on clean faces and under each of :data:`CORRUPTIONS`, their mean, and the mean relative to clean.
-    ``predict(model, images, tta=...)`` defaults to :func:`predict_proba` (pass :func:`fer_package_proba` for fer)."""
+    ``predict(model, images, tta=...)`` defaults to :func:`predict_proba` (pass :func:`fer_package_proba` for fer);
+    ``split=None`` takes every face."""
     predict = predict or predict_proba
-    part = data.split(split)
+    part = data if split is None else data.split(split)
     acc = {"clean": float((predict(model, part.images, tta=tta).argmax(1) == part.emotions).mean())}
     for c in CORRUPTIONS:
         acc[c] = float((predict(model, corrupt(part.images, c), tta=tta).argmax(1) == part.emotions).mean())
@@ -121,29 +122,42 @@ def evaluate_corruptions(model: keras.Model, data: FERData, split: str = "Public
     return {"accuracy": acc, "mean": mean, "relative": relative, "split": split, "tta": tta, "n": len(part)}
 
 
-def evaluate(model: keras.Model, data: FERData, split: str = "PublicTest", *, tta: bool | str = False) -> dict:
-    """Metrics of ``model`` on one split of ``data``, as a JSON-ready dict; the data named by its file name, since
-    the dict goes into model cards read on other machines."""
-    part = data.split(split)
+def evaluate(model: keras.Model, data: FERData, split: str | None = "PublicTest", *, tta: bool | str = False) -> dict:
+    """Metrics of ``model`` on one split of ``data`` (``None``: every face), as a JSON-ready dict: :func:`score` and
+    the accuracy's 95% bootstrap interval; the data named by its file name, since the dict goes into model cards
+    read on other machines. On a labelled face collection (:func:`fer_utils.collection.load_faces`) the model still
+    chooses among the seven emotions, but per-emotion scores, macro-F1 and the confusion matrix's rows cover only
+    the emotions the collection has, and ``"collection"`` says what it left out and skipped."""
+    part = data if split is None else data.split(split)
     if (part.emotions < 0).any():
         raise ValueError(f"split {split!r} of {data.source} has faces without an emotion; it cannot be scored")
+    collection = data.notes.get("collection")
     proba = predict_proba(model, part.images, tta=tta)
-    return score(part.emotions, proba) | {"split": split, "tta": tta, "data": Path(data.source).name, "synthetic": data.synthetic}
+    _, low, high = accuracy_ci(part.emotions, proba)
+    result = score(part.emotions, proba, labels=np.unique(part.emotions) if collection else None)
+    return result | {"accuracy_ci": [low, high], "split": split, "tta": tta, "data": Path(data.source).name,
+                     "synthetic": data.synthetic} | ({"collection": collection} if collection else {})
 
 
-def score(emotions: np.ndarray, proba: np.ndarray) -> dict:
-    """Accuracy, macro-F1, per-emotion precision/recall/F1/support and the confusion matrix of ``proba``."""
+def score(emotions: np.ndarray, proba: np.ndarray, *, labels: np.ndarray | list[int] | None = None) -> dict:
+    """Accuracy, macro-F1, per-emotion precision/recall/F1/support and the confusion matrix of ``proba``.
+
+    ``labels``: the emotions (indices) that per-emotion scores, macro-F1 and the matrix's rows cover, e.g. those a
+    collection has; by default all seven. The matrix's columns are always the seven answers a model can give."""
     pred = np.asarray(proba).argmax(axis=1)
-    labels = list(range(len(EMOTIONS)))
-    report = classification_report(emotions, pred, labels=labels, target_names=EMOTIONS, output_dict=True, zero_division=0)
+    rows = list(range(len(EMOTIONS))) if labels is None else sorted(int(e) for e in labels)
+    names = [EMOTIONS[i] for i in rows]
+    report = classification_report(emotions, pred, labels=rows, target_names=names, output_dict=True, zero_division=0)
+    matrix = confusion_matrix(emotions, pred, labels=list(range(len(EMOTIONS))))
     return {
         "n": int(len(emotions)),
         "accuracy": float(accuracy_score(emotions, pred)),
-        "macro_f1": float(f1_score(emotions, pred, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(emotions, pred, labels=rows, average="macro", zero_division=0)),
+        "emotions": names,
         "per_emotion": {
-            e: {k: float(report[e][k]) for k in ("precision", "recall", "f1-score", "support")} for e in EMOTIONS
+            e: {k: float(report[e][k]) for k in ("precision", "recall", "f1-score", "support")} for e in names
         },
-        "confusion_matrix": confusion_matrix(emotions, pred, labels=labels).tolist(),
+        "confusion_matrix": matrix[rows].tolist(),
     }
 
 

@@ -194,13 +194,14 @@ def plot_duplicates(data: FERData, report, max_groups: int = 6) -> Figure:
 # ----------------------------------------------------------------------------------------------- scores
 
 
-def plot_confusion(cm: np.ndarray, normalize: bool = False, title: str = "") -> Figure:
-    """Confusion matrix heatmap (rows: true emotion, columns: predicted); ``normalize`` divides each row by its sum."""
+def plot_confusion(cm: np.ndarray, normalize: bool = False, title: str = "", rows: list[str] | None = None) -> Figure:
+    """Confusion matrix heatmap (rows: true emotion, columns: predicted); ``normalize`` divides each row by its sum.
+    ``rows`` names the true emotions when the matrix has fewer rows than seven (a collection without some)."""
     cm = np.asarray(cm, float)
     shown = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
-    fig, ax = _subplots(figsize=(7, 6))
+    fig, ax = _subplots(figsize=(7, 1.6 + 0.63 * len(cm)))
     sns.heatmap(shown, annot=True, fmt=".2f" if normalize else ".0f", cmap="Blues", square=True, cbar=False,
-                xticklabels=EMOTIONS, yticklabels=EMOTIONS, ax=ax, vmin=0, vmax=1 if normalize else None)
+                xticklabels=EMOTIONS, yticklabels=rows or EMOTIONS, ax=ax, vmin=0, vmax=1 if normalize else None)
     ax.set(xlabel="predicted emotion", ylabel="true emotion",
            title=title or ("Confusion matrix, row-normalised (recall on the diagonal)" if normalize else "Confusion matrix, counts"))
     return fig

@@ -1,12 +1,12 @@
 """Faces in, emotions out: detect every face in a frame, crop it like FER2013, classify all crops in one call.
 
-The network runs through LiteRT from the ``.tflite`` beside the ``.keras`` (every shipped model has one), so this
-module, and everything that recognises faces, needs neither TensorFlow nor Keras: XNNPACK classifies one face
-2-3x faster than TensorFlow on these CPUs (vgg8: 2.5 ms vs 7.2 ms), and ``model.predict``'s 65 ms of set-up per
-call would cost more than the network itself. A Keras model with no ``.tflite`` (one of your own) is exported
-once into ``~/.cache/fer_utils`` (keyed by its weights), which needs TensorFlow; ``runtime="tensorflow"`` calls the
-Keras model through a ``tf.function`` instead. Either way crops are padded to a handful of batch sizes, so each size
-is prepared once.
+The network runs through LiteRT from the model's ``.tflite`` (``litert_path``: every shipped model has one, and an
+installed package carries the default ones), so this module, and everything that recognises faces, needs neither
+TensorFlow nor Keras: XNNPACK classifies one face 2-3x faster than TensorFlow on these CPUs (vgg8: 2.5 ms vs
+7.2 ms), and ``model.predict``'s 65 ms of set-up per call would cost more than the network itself. A Keras model with
+no ``.tflite`` (one of your own) is exported once into ``~/.cache/fer_utils`` (keyed by its weights), which needs
+TensorFlow; ``runtime="tensorflow"`` calls the Keras model through a ``tf.function`` instead. Either way crops are
+padded to a handful of batch sizes, so each size is prepared once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from fer_utils.constants import EMOTIONS, SIDE, cache_dir
-from fer_utils.detector import DEFAULT_DETECTOR, Detector, build_detector
+from fer_utils.detector import DEFAULT_DETECTOR, Detector, build_detector, locate_faces
 from fer_utils.images import as_uint8, crop_faces, read_image, to_bgr, to_gray  # noqa: F401 (read_image: public name)
 from fer_utils.litert import LiteRTNetwork, litert_path
 from fer_utils.shipped import default_model_path
@@ -65,7 +65,8 @@ class EmotionRecognizer:
     """Detect faces and classify their emotion.
 
     Args:
-        model: a ``.keras`` path, a ``keras.Model``, or None for the best shipped model (``default_model_path()``).
+        model: a ``.keras`` or ``.tflite`` path, a ``keras.Model``, or None for the best shipped model
+            (``default_model_path()``).
         detector: ``"haar"`` (default), ``"blazeface"`` (fast; faces of 45 px or more), ``"mtcnn"`` or a :class:`~fer_utils.detector.Detector`.
         largest_only: keep only the largest face of each frame.
         min_face_size: ignore faces smaller than this many pixels (box side).
@@ -83,7 +84,8 @@ class EmotionRecognizer:
         self.model_path = Path(model) if isinstance(model, str | os.PathLike) else None
         self._model = None if self.model_path else model  # the keras.Model, loaded only when needed
         if self.model_path and not self.model_path.is_file():
-            raise FileNotFoundError(f"model file {self.model_path} does not exist; shipped models are in models/")
+            raise FileNotFoundError(f"model file {self.model_path} does not exist; leave it out for the best shipped "
+                                    "model")
         if isinstance(detector, Detector):
             self.detector = detector
         else:
@@ -154,27 +156,13 @@ class EmotionRecognizer:
     def locate(self, frame: np.ndarray, color: str = "bgr", *, gray: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (K, 4) of the kept faces of one frame (largest first) and their 48x48 crops (K, 48, 48); ``gray``
-        is the frame made gray, when the caller has it already."""
-        gray = to_gray(frame, color) if gray is None else gray
-        if self.detector.gray_input:  # made gray once per frame, not once more inside the detector
-            boxes, eyes = self.detector.detect_landmarks(gray, "gray")
-        else:
-            boxes, eyes = self.detector.detect_landmarks(frame, color)
-        return self._keep_and_crop(gray, boxes, eyes)
+        is the frame made gray, when the caller has it already. The crop path of labelled face collections too."""
+        return locate_faces(self.detector, frame, color, gray=gray, min_face_size=self.min_face_size,
+                            largest_only=self.largest_only, margin=self.margin, align=self.align)
 
     def crops(self, frame: np.ndarray, boxes: np.ndarray, color: str = "bgr") -> np.ndarray:
         """48x48 crops of given boxes (e.g. tracked ones), framed like detected faces."""
         return crop_faces(to_gray(frame, color), boxes, self.margin)
-
-    def _keep_and_crop(self, gray, boxes, eyes):
-        boxes = np.asarray(boxes, int).reshape(-1, 4)
-        keep = np.minimum(boxes[:, 2], boxes[:, 3]) >= self.min_face_size
-        order = np.argsort(-(boxes[:, 2] * boxes[:, 3]) * keep, kind="stable")[: int(keep.sum())]
-        if self.largest_only:
-            order = order[:1]
-        boxes = boxes[order]
-        eyes = eyes[order] if (self.align and eyes is not None and len(eyes)) else None
-        return boxes, crop_faces(gray, boxes, self.margin, eyes)
 
     def predict(self, frame: np.ndarray, color: str = "bgr") -> list[Face]:
         """Every face of one frame (gray, BGR, RGB, BGRA or RGBA; any size), largest first; [] when none."""
@@ -193,7 +181,7 @@ class EmotionRecognizer:
 
 
 def _exported(model) -> LiteRTNetwork:
-    """A Keras model with no ``.tflite`` beside it, exported once into :func:`cache_dir`, named by a hash of its
+    """A Keras model with no ``.tflite`` of its own, exported once into :func:`cache_dir`, named by a hash of its
     architecture, weights and TensorFlow version (vgg8: 5-8 s the first time); a damaged cache file is made again."""
     import tensorflow as tf  # the export needs it
 

@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from fer_utils import evaluation as ev
 from fer_utils.constants import PROJECT_ROOT
-from fer_utils.loader import EMOTIONS
+from fer_utils.loader import EMOTIONS, FERData
 from fer_utils.models import build_ensemble, build_lenet, build_vgg, save_model
 from fer_utils.synthetic import make_synthetic
 
@@ -87,6 +87,41 @@ def test_report_table_has_every_emotion_and_the_averages():
     table = ev.report_table(emotions, proba)
     assert list(table.index) == [*EMOTIONS, "macro avg", "weighted avg"]
     assert table.loc[list(EMOTIONS), "support"].sum() == 300
+
+
+def test_score_covers_the_emotions_a_collection_has_and_counts_other_answers_as_misses():
+    emotions = np.array([0, 0, 0, 3, 3, 3])  # angry and happy only
+    proba = np.eye(7)[[0, 6, 0, 3, 3, 2]]  # one neutral answer, one fear answer: both misses
+    full, present = ev.score(emotions, proba), ev.score(emotions, proba, labels=[3, 0])
+    assert present["emotions"] == ["angry", "happy"] and list(present["per_emotion"]) == ["angry", "happy"]
+    assert present["accuracy"] == full["accuracy"] == pytest.approx(4 / 6)
+    assert present["per_emotion"]["angry"]["recall"] == pytest.approx(2 / 3)
+    assert present["per_emotion"]["angry"]["precision"] == 1.0
+    assert present["macro_f1"] == pytest.approx(0.8)  # F1 2/3 recall, full precision: 0.8 for each of the two
+    assert full["macro_f1"] == pytest.approx(1.6 / 7)  # over seven, five of them absent and scored 0
+    assert present["confusion_matrix"] == [[2, 0, 0, 0, 0, 0, 1], [0, 0, 1, 2, 0, 0, 0]]
+    assert full["emotions"] == list(EMOTIONS) and np.array(full["confusion_matrix"]).shape == (7, 7)
+
+
+def test_evaluate_a_collection_scores_every_face_over_its_emotions():
+    class AlwaysNeutral:
+        def predict(self, x, **_):
+            return np.tile(np.eye(7)[6], (len(x), 1))
+
+    info = {"root": "/x/ck", "convention": "folders", "left_out": {"contempt": 1},
+            "skipped": {"no face": 0, "several faces": 0, "unreadable": 0}}
+    data = FERData(np.zeros((4, 48, 48), np.uint8), np.array([0, 0, 3, 3], np.int8),
+                   np.array(["Training", "Test", "Test", "Test"]), "/x/ck", notes={"collection": info},
+                   files=np.array(["anger/a.png", "anger/b.png", "happy/c.png", "happy/d.png"]))
+    result = ev.evaluate(AlwaysNeutral(), data, None)
+    assert result["n"] == 4 and result["split"] is None and result["accuracy"] == 0 and result["accuracy_ci"] == [0, 0]
+    assert result["emotions"] == ["angry", "happy"] and result["confusion_matrix"] == [[0] * 6 + [2], [0] * 6 + [2]]
+    assert result["collection"] == info and result["data"] == "ck"
+    assert ev.evaluate(AlwaysNeutral(), data, "Test")["n"] == 3
+    fer = ev.evaluate(AlwaysNeutral(), make_synthetic(60, seed=1), "PublicTest")
+    assert fer["emotions"] == list(EMOTIONS) and "collection" not in fer
+    low, high = fer["accuracy_ci"]
+    assert low <= fer["accuracy"] <= high
 
 
 def square_faces(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,447 @@
+"""Labelled face collections in other datasets' conventions (CK+, JAFFE, KDEF, RAF-DB, AffectNet, a study's own
+recordings) as :class:`~fer_utils.loader.FERData`, to score a FER2013 model on other faces or fine-tune it.
+
+A face's emotion comes from, first to last:
+
+- a label file (``labels=``): CSV, TSV or space-separated ``path label`` lines, or a header naming its path and
+  label columns (AffectNet's ``subDirectory_filePath,...,expression``); names, or numeric codes in a named order
+  (``convention=``: :data:`CONVENTIONS`);
+- the nearest folder above the image named by an emotion, at any depth (``anger/``, ``Happiness/``, ``train/sad/``;
+  numeric folders such as AffectNet's ``0/`` ... ``7/`` under a convention);
+- the file-name codes of KDEF (``AF01ANS.JPG``: session, sex, id, expression, angle) and JAFFE (``KA.AN1.39.tiff``).
+
+Emotions outside the seven (contempt; AffectNet's none, uncertain, non-face) are left out and counted, as are
+images with no label among labelled ones ("unlabelled"; an unknown name beside emotion folders is an error). An image
+that is not a 48x48 gray face is face-detected and cropped exactly as :class:`~fer_utils.recognizer.EmotionRecognizer`
+crops (:func:`fer_utils.detector.locate_faces`); one with no face, several faces, or unreadable is skipped and
+counted. Splits: under a ``train/`` or ``training/`` folder (or named ``train_*``, as RAF-DB names its files)
+Training, everything else Test.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from fer_utils.atomic import write_atomic
+from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS, SIDE
+from fer_utils.detector import DEFAULT_DETECTOR, Detector, build_detector, locate_faces
+from fer_utils.images import read_image, to_gray
+from fer_utils.loader import _IMAGE_SUFFIXES, MERGED_TEST, FERData, FERDataError, load_fer2013
+
+SPELLINGS = {
+    "angry": ("angry", "anger"),
+    "disgust": ("disgust", "disgusted"),
+    "fear": ("fear", "fearful", "afraid"),
+    "happy": ("happy", "happiness"),
+    "sad": ("sad", "sadness"),
+    "surprise": ("surprise", "surprised"),
+    "neutral": ("neutral",),
+}
+LEFT_OUT = ("contempt", "none", "uncertain", "non-face")  # labelled, but none of the seven: counted, not scored
+_NAMES = {s: e for e, spellings in SPELLINGS.items() for s in spellings} | {n: n for n in LEFT_OUT}
+
+# numeric codes -> emotion, in each dataset's own order
+CONVENTIONS = {
+    "fer2013": dict(enumerate(EMOTIONS)),
+    "rafdb": {1: "surprise", 2: "fear", 3: "disgust", 4: "happy", 5: "sad", 6: "angry", 7: "neutral"},
+    "affectnet": {0: "neutral", 1: "happy", 2: "sad", 3: "surprise", 4: "fear", 5: "disgust", 6: "angry",
+                  7: "contempt", 8: "none", 9: "uncertain", 10: "non-face"},
+}
+ACCEPTED = ("angry/anger, disgust/disgusted, fear/fearful/afraid, happy/happiness, sad/sadness, surprise/surprised, "
+            "neutral (any case), contempt (left out), or numeric codes with a convention: fer2013 (0-6), rafdb (1-7), "
+            "affectnet (0-7; 8-10 left out)")
+
+_CODES = {"AF": "fear", "AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral", "SA": "sad",
+          "SU": "surprise"}
+_KDEF = re.compile(r"^[AB][FM]\d\d(AF|AN|DI|HA|NE|SA|SU)(S|HL|HR|FL|FR)\.\w+$", re.IGNORECASE)
+_JAFFE = re.compile(r"^[A-Z]{2}\.(AN|DI|FE|HA|NE|SA|SU)\d+\.\d+\.\w+$", re.IGNORECASE)
+
+PATH_COLUMNS = ("path", "file", "filename", "file_name", "image", "image_path", "image_name", "img", "name",
+                "subdirectory_filepath")
+LABEL_COLUMNS = ("label", "emotion", "expression", "class", "category")
+TRAIN_FOLDERS, TEST_FOLDERS = {"train", "training"}, {"test", "val", "valid", "validation"}
+SKIP_REASONS = ("no face", "several faces", "unreadable")
+MIN_FACE_SIZE = 40  # pixels, EmotionRecognizer's default
+_FER2013_FILES = ("fer2013.csv", "fer2013.csv.gz", "icml_face_data.csv", "icml_face_data.csv.gz", "train.csv")
+
+
+def load_faces(path: str | os.PathLike, labels: str | os.PathLike | None = None, *, convention: str | None = None,
+               detector: str | Detector = DEFAULT_DETECTOR, report_skipped: str | os.PathLike | None = None) -> FERData:
+    """Every labelled face of a collection folder as 48x48 gray faces, with each face's file in ``files``.
+
+    Args:
+        path: the collection's folder (the one a label file's paths are relative to), or any FER2013 layout,
+            which :func:`~fer_utils.loader.load_fer2013` reads unchanged.
+        labels: a label file (CSV, TSV or ``path label`` lines); without it, folder names and file-name codes.
+        convention: the order of numeric codes: ``"fer2013"``, ``"rafdb"`` or ``"affectnet"`` (names need none).
+        detector: finds the face in images that are not 48x48 gray faces (a name or a Detector, as the recognizer).
+        report_skipped: a CSV file to write the skipped images to (``file,reason``).
+
+    ``notes["collection"]`` says the folder, the convention, and what was left out and skipped.
+    """
+    if convention is not None and convention not in CONVENTIONS:
+        raise ValueError(f"convention {convention!r} is unknown; expected one of {list(CONVENTIONS)}")
+    root = Path(path)
+    if not root.exists():
+        raise FERDataError(f"{root} not found: pass FER2013 (a file or folder) or a folder of labelled faces. "
+                           f"{DOWNLOAD_HINT}")
+    if labels is None and (root.is_file() or _is_fer2013(root)):
+        if root.is_file():
+            _refuse_label_file(root)
+        data = load_fer2013(root)
+        if report_skipped is not None:
+            _write_skipped(report_skipped, [])  # FER2013's faces are crops already: none skipped
+        return data
+    if root.is_file():
+        raise FERDataError(f"with a label file, the collection must be the folder its paths are relative to; {root} "
+                           "is a file")
+    if labels is not None and not Path(labels).is_file():
+        raise FERDataError(f"label file {labels} not found")
+    images = sorted(f for f in root.rglob("*") if f.suffix.lower() in _IMAGE_SUFFIXES and f.is_file()
+                    and not any(p.startswith(".") for p in f.relative_to(root).parts))
+    if not images:
+        raise FERDataError(f"{root}: no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) in it or its folders")
+    if labels is not None:
+        named, how = _from_label_file(Path(labels), root, images, convention)
+    else:
+        named, how = _from_names(root, images, convention)
+    info = {"root": str(root), "labels": None if labels is None else str(labels), "convention": how,
+            "left_out": dict(Counter(e for _, e in named if e not in EMOTIONS))}
+    return _faces(root, [(f, e) for f, e in named if e in EMOTIONS], info, detector, report_skipped)
+
+
+def _faces(root: Path, named: list[tuple[Path, str]], info: dict, detector: str | Detector,
+           report_skipped: str | os.PathLike | None) -> FERData:
+    """The collection's FERData from its labelled images: each read, and cropped where it is not a face already."""
+    if not named:
+        raise FERDataError(f"{root}: none of its labelled images shows one of the seven emotions (left out "
+                           f"{', '.join(f'{n} {e}' for e, n in info['left_out'].items())})")
+    faces, skipped = _read_faces([f for f, _ in named], detector)
+    info["skipped"] = {r: sum(r == why for _, why in skipped) for r in SKIP_REASONS}
+    if report_skipped is not None:
+        _write_skipped(report_skipped, [(f.relative_to(root).as_posix(), why) for f, why in skipped])
+    keep = [k for k, face in enumerate(faces) if face is not None]
+    if not keep:
+        raise FERDataError(f"{root}: no face found in any of its {len(named)} labelled images ({summary(info)}); "
+                           f"faces must be frontal and at least {MIN_FACE_SIZE} px, or already 48x48 gray crops")
+    files = np.array([named[k][0].relative_to(root).as_posix() for k in keep])
+    emotions = np.array([EMOTIONS.index(named[k][1]) for k in keep], np.int8)
+    data = FERData(np.stack([faces[k] for k in keep]), emotions, np.array([_split(f) for f in files], "<U11"),
+                   str(root), notes={"collection": info}, files=files)
+    present = sorted(set(data.emotions.tolist()))
+    print(f"{data.label}: {len(data)} faces of {len(present)} emotion{'s' * (len(present) > 1)} ({info['convention']}); "
+          f"{summary(info)}")
+    if len(present) == 1:
+        print(f"warning: every face of {data.label} is {EMOTIONS[present[0]]}: accuracy is that emotion's recall, "
+              "and macro-F1 covers it alone")
+    return data
+
+
+def summary(info: dict) -> str:
+    """One line of what a collection left out and skipped, from ``data.notes["collection"]``."""
+    out = ", ".join(f"{n} {label}" for label, n in sorted(info["left_out"].items()))
+    skipped = {r: n for r, n in info["skipped"].items() if n}
+    line = f"left out {out or 'nothing'}; "
+    if not skipped:
+        return line + "skipped nothing"
+    return line + f"skipped {sum(skipped.values())} image(s): " + ", ".join(f"{n} {r}" for r, n in skipped.items())
+
+
+# ----------------------------------------------------------------------------------------------- labels
+
+
+def emotion_of(label: str, convention: str | None = None, where: str = "label") -> str:
+    """The emotion a label names: one of the seven (``"anger"`` -> ``"angry"``), or one of :data:`LEFT_OUT`.
+    Numbers are codes in ``convention``'s order; anything else is a FERDataError naming ``where``."""
+    text = str(label).strip()
+    if text.lower() in _NAMES:
+        return _NAMES[text.lower()]
+    code = _code(text)
+    if code is None:
+        raise FERDataError(f"{where}: label {text!r} is not an emotion; accepted: {ACCEPTED}")
+    if convention is None:
+        raise FERDataError(f"{where}: label {text!r} is a numeric code; say whose order with convention= "
+                           f"(--convention): {', '.join(CONVENTIONS)}")
+    if code not in CONVENTIONS[convention]:
+        codes = sorted(CONVENTIONS[convention])
+        raise FERDataError(f"{where}: code {text!r} is not in the {convention} order ({codes[0]}-{codes[-1]}); "
+                           f"accepted: {ACCEPTED}")
+    return CONVENTIONS[convention][code]
+
+
+def _code(text: str) -> int | None:
+    """An integer code from ``"3"``, ``"3.0"`` or ``"3.0000000e+00"`` (CK+'s files); None if not a number."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and value >= 0 else None
+
+
+def _from_label_file(labels: Path, root: Path, images: list[Path], convention: str | None
+                     ) -> tuple[list[tuple[Path, str]], str]:
+    rows = _label_rows(labels)
+    by_path = {f.relative_to(root).as_posix(): f for f in images}
+    by_name, by_stem = {}, {}
+    for f in images:  # RAF-DB lists train_00001.jpg; its aligned faces are train_00001_aligned.jpg
+        by_name.setdefault(f.name, []).append(f)
+        by_stem.setdefault(f.stem.removesuffix("_aligned"), []).append(f)
+    named, missing, seen, kinds = [], [], {}, {}
+    for line, entry, label in rows:
+        where = f"{labels} line {line} ({entry})"
+        emotion = emotion_of(label, convention, where)
+        kinds.setdefault("code" if _code(label.strip()) is not None else "name", (line, label))
+        if len(kinds) > 1:
+            (a, x), (b, y) = kinds["name"], kinds["code"]
+            raise FERDataError(f"{labels}: mixed conventions: line {a} names {x!r}, line {b} gives the code {y!r}; "
+                               "use names or one numeric convention throughout")
+        found = _find(entry, root, by_path, by_name, by_stem, where)
+        if found is None:
+            missing.append((line, entry))
+            continue
+        if found in seen:
+            raise FERDataError(f"{labels}: lines {seen[found]} and {line} both label {found.relative_to(root)}")
+        seen[found] = line
+        named.append((found, emotion))
+    if missing:
+        line, entry = missing[0]
+        raise FERDataError(f"{labels}: {len(missing)} of its images are not under {root}, e.g. {entry!r} (line {line}); "
+                           "pass the folder its paths are relative to as the collection (--data)")
+    return sorted(named), (convention if "code" in kinds else "names")
+
+
+def _label_rows(labels: Path) -> list[tuple[int, str, str]]:
+    """(line number, path, label) of each row of a CSV, TSV or space-separated label file."""
+    try:
+        text = labels.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise FERDataError(f"label file {labels} cannot be read as text ({e})") from e
+    lines = [(k, s) for k, s in enumerate(text.splitlines(), 1) if s.strip() and not s.lstrip().startswith("#")]
+    if not lines:
+        raise FERDataError(f"label file {labels} has no rows; expected 'path label' lines or a CSV with a header")
+    sep = "," if "," in lines[0][1] else "\t" if "\t" in lines[0][1] else None
+
+    def fields(s: str, n: int) -> list[str]:
+        if sep:
+            return [f.strip() for f in next(csv.reader([s], delimiter=sep))]
+        return s.rsplit(None, 1) if n == 2 else s.split()  # with two fields, the path may hold spaces
+
+    head = [f.lower() for f in fields(lines[0][1], 0)]
+    n, cols = 2, (0, 1)  # no header: path, label
+    if set(head) & set(LABEL_COLUMNS):
+        label_col = next(i for i, h in enumerate(head) if h in LABEL_COLUMNS)
+        path_cols = [i for i, h in enumerate(head) if h in PATH_COLUMNS] or ([1 - label_col] if len(head) == 2 else [])
+        if not path_cols:
+            raise FERDataError(f"{labels}: its header {head} has no path column; expected one of {list(PATH_COLUMNS)}")
+        n, cols, lines = len(head), (path_cols[0], label_col), lines[1:]
+    rows = []
+    for k, s in lines:
+        row = fields(s, n)
+        if len(row) != n:
+            raise FERDataError(f"{labels} line {k}: expected {n} fields ('path label', or the columns of a header "
+                               f"naming {'/'.join(LABEL_COLUMNS[:3])} and {'/'.join(PATH_COLUMNS[:3])}); got {s[:80]!r}")
+        rows.append((k, row[cols[0]], row[cols[1]]))
+    return rows
+
+
+def _find(entry: str, root: Path, by_path: dict, by_name: dict, by_stem: dict, where: str) -> Path | None:
+    """The image a label file's entry names: by its path under ``root``, else by a file name (or stem) that is unique."""
+    entry = entry.replace("\\", "/").removeprefix("./")
+    if Path(entry).is_absolute():
+        try:
+            entry = Path(entry).relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return None
+    if entry in by_path:
+        return by_path[entry]
+    name = entry.rsplit("/", 1)[-1]
+    for index, key in ((by_name, name), (by_stem, Path(name).stem)):
+        hits = index.get(key, [])
+        if len(hits) > 1:
+            raise FERDataError(f"{where}: {len(hits)} images are named so under {root} ({hits[0].relative_to(root)}, "
+                               f"{hits[1].relative_to(root)}); pass the folder that holds one of them")
+        if hits:
+            return hits[0]
+    return None
+
+
+def _from_names(root: Path, images: list[Path], convention: str | None) -> tuple[list[tuple[Path, str]], str]:
+    """Labels from folder names (nearest first) and KDEF / JAFFE file names; they must agree where both exist."""
+    named, unlabelled, label_parents, how = [], [], set(), set()
+    for f in images:
+        parts = f.relative_to(root).parts
+        folder = _nearest_label_folder(parts, convention)
+        code = _file_code(f.name)
+        if folder and code and folder[1] != code[1]:
+            raise FERDataError(f"{f}: mixed conventions: its folder {parts[folder[0]]!r} says {folder[1]}, its "
+                               f"{code[0]} file name says {code[1]}")
+        if folder:
+            label_parents.add(parts[:folder[0]])
+            how.add("folders" if _code(parts[folder[0]]) is None else f"folders:{convention}")
+            named.append((f, folder[1]))
+        elif code:
+            how.add(code[0])
+            named.append((f, code[1]))
+        else:
+            unlabelled.append(f)
+    for f in unlabelled:
+        parts = f.relative_to(root).parts
+        for i, name in enumerate(parts[:-1]):
+            if i == len(parts) - 2 and len(name) <= 2 and name.isdigit():  # AffectNet's 0/ ... 7/, say
+                raise FERDataError(f"{root / Path(*parts[:i + 1])}: folder name {name!r} is a numeric code; say whose "
+                                   f"order with convention= (--convention): {', '.join(CONVENTIONS)}")
+            if parts[:i] in label_parents and name.lower() not in TRAIN_FOLDERS | TEST_FOLDERS:
+                raise FERDataError(f"{root / Path(*parts[:i + 1])}: folder name {name!r} is not an emotion; "
+                                   f"accepted: {ACCEPTED}")
+    if not named:
+        raise FERDataError(f"{root}: no image has a label: put them in folders named by emotion (angry/, happy/, ...), "
+                           "give a label file (--labels), or keep KDEF's or JAFFE's file names")
+    named += [(f, "unlabelled") for f in unlabelled]
+    return named, "+".join(sorted(how))
+
+
+def _nearest_label_folder(parts: tuple[str, ...], convention: str | None) -> tuple[int, str] | None:
+    """(index in ``parts``, emotion) of the nearest folder above a file named by an emotion; None if none is."""
+    for i in range(len(parts) - 2, -1, -1):
+        if emotion := _folder_emotion(parts[i], convention):
+            return i, emotion
+    return None
+
+
+def _folder_emotion(name: str, convention: str | None) -> str | None:
+    key = name.strip().lower()
+    if key in _NAMES:
+        return _NAMES[key]
+    code = _code(key)
+    if convention is not None and code is not None and str(code) == key:  # "3", not a session folder like "003"
+        return emotion_of(key, convention, f"folder {name!r}")
+    return None
+
+
+def _file_code(name: str) -> tuple[str, str] | None:
+    """("kdef" or "jaffe", emotion) for a KDEF or JAFFE file name; None for any other name."""
+    if m := _KDEF.match(name):
+        return "kdef", _CODES[m.group(1).upper()]
+    if m := _JAFFE.match(name):
+        return "jaffe", _CODES[m.group(1).upper()]
+    return None
+
+
+def _split(file: str) -> str:
+    """Training under a train/ folder (nearest of train/ and test/ wins) or for RAF-DB's train_* names; else Test."""
+    *folders, name = file.lower().split("/")
+    for folder in reversed(folders):
+        if folder in TRAIN_FOLDERS:
+            return "Training"
+        if folder in TEST_FOLDERS:
+            return MERGED_TEST
+    return "Training" if name.startswith("train_") else MERGED_TEST
+
+
+# ----------------------------------------------------------------------------------------------- faces
+
+
+def _read_faces(files: list[Path], detector: str | Detector) -> tuple[list[np.ndarray | None], list[tuple[Path, str]]]:
+    """Each file's 48x48 face (None where skipped) and the skipped files with why; threads, as OpenCV releases the GIL."""
+    found = build_detector(detector, min_size=MIN_FACE_SIZE)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(lambda f: face_of(f, found), files))
+    return [face for face, _ in results], [(f, why) for f, (_, why) in zip(files, results, strict=True) if why]
+
+
+def face_of(path: str | os.PathLike, detector: Detector) -> tuple[np.ndarray | None, str | None]:
+    """(the 48x48 gray face of an image file, None) or (None, why it has none: one of :data:`SKIP_REASONS`).
+
+    A 48x48 gray image (or three equal channels) is a face already; any other is detected and cropped the
+    recognizer's way, and counts only with exactly one face of at least 40 px."""
+    try:
+        image = read_image(path)  # BGR, as the recognizer reads photos
+    except (ValueError, OSError):
+        return None, "unreadable"
+    if image.shape[:2] == (SIDE, SIDE) and np.ptp(image.astype(np.int16), axis=2).max() <= 4:  # gray, JPEG's rounding
+        return to_gray(image), None
+    _, crops = locate_faces(detector, image, min_face_size=MIN_FACE_SIZE)
+    if len(crops) != 1:
+        return None, "no face" if len(crops) == 0 else "several faces"
+    return crops[0], None
+
+
+def _write_skipped(path: str | os.PathLike, skipped: list[tuple[str, str]]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["file", "reason"])
+    writer.writerows(skipped)
+    write_atomic(path, out.getvalue())
+
+
+# ----------------------------------------------------------------------------------------------- FER2013 layouts
+
+
+def _is_fer2013(folder: Path) -> bool:
+    """A FER2013 layout: one of its CSVs, or train/ and test/ holding only FER2013's seven folders of 48x48 images."""
+    if any((folder / name).is_file() for name in _FER2013_FILES):
+        return True
+    csvs = sorted(folder.glob("*.csv")) + sorted(folder.glob("*.csv.gz"))
+    if len(csvs) == 1 and "pixels" in _header(csvs[0]):
+        return True
+    subs = [s for part in ("train", "test") if (folder / part).is_dir() for s in (folder / part).iterdir() if s.is_dir()]
+    if not subs or any(s.name.lower() not in EMOTIONS for s in subs):
+        return False
+    first = next((f for s in sorted(subs) for f in sorted(s.iterdir()) if f.suffix.lower() in _IMAGE_SUFFIXES), None)
+    try:
+        return first is None or read_image(first).shape[:2] == (SIDE, SIDE)
+    except ValueError:
+        return True  # load_fer2013 names the unreadable image
+
+
+def _header(file: Path) -> list[str]:
+    try:
+        with (gzip.open(file, "rt") if file.name.endswith(".gz") else open(file)) as f:
+            return [c.strip() for c in f.readline(4096).split(",")]
+    except (OSError, UnicodeDecodeError, EOFError):
+        return []
+
+
+def _refuse_label_file(file: Path) -> None:
+    """A label file passed as the collection: say how to pass it, rather than load_fer2013's 'wrong columns'."""
+    label_file = file.suffix.lower() in (".txt", ".tsv") or (
+        file.suffix.lower() == ".csv" and (head := _header(file)) and "pixels" not in head)
+    if label_file:
+        raise FERDataError(f"{file} looks like a label file, not FER2013: pass it as labels= (--labels) and the folder "
+                           "of its images as the collection (--data)")
+
+
+# ----------------------------------------------------------------------------------------------- a generated one
+
+
+def make_collection(folder: str | os.PathLike, per_emotion: int = 6, seed: int = 0) -> Path:
+    """Write a small generated collection in CK+'s folder names (anger/, contempt/, ... sadness/, surprise/; no
+    neutral) and return its folder: ``per_emotion`` synthetic 48x48 faces in each, plus three full-size photos in
+    happy/: the astronaut (one real face, smiling: detected and cropped), clutter with no face and a scene with
+    two faces (both skipped and counted). Deterministic for a given ``seed``. NOT real expressions."""
+    import cv2
+
+    from fer_utils.scenes import astronaut_bgr, cluttered_background, make_scene
+    from fer_utils.synthetic import draw_face
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    names = {"anger": "angry", "contempt": "neutral", "disgust": "disgust", "fear": "fear", "happy": "happy",
+             "sadness": "sad", "surprise": "surprise"}  # contempt has no synthetic recipe: neutral faces, left out
+    for name, emotion in names.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for k in range(per_emotion):
+            cv2.imwrite(str(folder / name / f"{name}_{k:03d}.png"), draw_face(EMOTIONS.index(emotion), rng))
+    cv2.imwrite(str(folder / "happy" / "astronaut.jpg"), astronaut_bgr())
+    cv2.imwrite(str(folder / "happy" / "clutter.jpg"), cluttered_background(240, 320, seed))
+    cv2.imwrite(str(folder / "happy" / "two_faces.jpg"), make_scene(2, 240, 320, sizes=(90, 100), seed=seed)[0])
+    return folder
