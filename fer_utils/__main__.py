@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_utils {info,train,pack,evaluate,card,ensemble,export,correct-priors,reproduce,predict,video} ...`` (``--help`` on each)."""
+"""Command line: ``python -m fer_utils {info,train,resume-file,pack,evaluate,card,ensemble,export,correct-priors,reproduce,predict,video} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from fer_utils.collection import CONVENTIONS
 from fer_utils.constants import EMOTIONS
 from fer_utils.detector import DEFAULT_DETECTOR, DETECTORS, LIVE_DETECTOR
 from fer_utils.loader import FERDataError
-from fer_utils.recipe import Recipe
+from fer_utils.recipe import FINE_TUNING, Recipe
 
 DATA_HELP = "FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)"
+COLLECTION_HELP = ("FER2013, or a labelled face collection: folders named by emotion at any depth, KDEF or JAFFE file "
+                   "names, or a folder with --labels FILE (default: $FER2013_PATH, data/, else the synthetic default)")
 
 
 def cmd_info(args) -> int:
@@ -34,14 +38,42 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from fer_utils.synthetic import load_or_synthesize
-    from fer_utils.training import train
+    from fer_utils.card import write_card
+    from fer_utils.litert import litert_path
+    from fer_utils.recipe import fine_tuning
+    from fer_utils.shipped import check_model_file
+    from fer_utils.training import is_collection, train
 
-    data = load_or_synthesize(args.data, synthetic_size=args.synthetic_size)
-    recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
+    if args.init:
+        check_model_file(args.init)  # before the data, as in evaluate
+    data = _load_data(args)
+    if args.init:  # fine-tuning: the network of the model it starts from and, on a collection, a short schedule
+        given = {name: getattr(args, name) for name in args.recipe_flags_given}
+        recipe = fine_tuning(args.init, schedule=None if is_collection(data) else {}, **given)
+    else:
+        recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
     info = train(recipe, data, args.out, verbose=args.verbose)
-    print(f"saved {args.out}: PublicTest accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}, "
+    val = "hold-out" if is_collection(data) else "PublicTest"
+    print(f"saved {args.out}: {val} accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}, "
           f"{info['train_seconds'] / 60:.1f} min")
+    if is_collection(data):  # the report on the hold-out, before and after: the card measures and keeps it
+        card = write_card(args.out, data)
+        report = card["fine_tuning"] or {"after": card["results"]["plain"]}
+        for when, result in report.items():
+            low, high = result["accuracy_ci"]
+            print(f"{when} training, on the {val} (n={result['n']}): accuracy {result['accuracy']:.4f} "
+                  f"(95% CI {low:.4f}-{high:.4f}), macro-F1 {result['macro_f1']:.4f}")
+        print(f"wrote its card {Path(args.out).with_suffix('.md')} (and .json); its network for the recognizer: "
+              f"{litert_path(args.out)}")
+    return 0
+
+
+def cmd_resume_file(args) -> int:
+    from fer_utils.training import write_resume
+
+    path = write_resume(args.out)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): commit it; the same train command resumes from it "
+          "in a fresh clone, and deletes it when the run ends")
     return 0
 
 
@@ -54,34 +86,64 @@ def cmd_pack(args) -> int:
     return 0
 
 
+def _load_data(args):
+    """``--data`` of any command: FER2013, a labelled face collection (with ``--labels``, ``--convention`` and
+    ``--report-skipped`` where the command has them), ``synthetic``, or by default $FER2013_PATH or data/, else the
+    synthetic default."""
+    from fer_utils.collection import load_faces
+    from fer_utils.synthetic import load_or_synthesize
+
+    labels, convention, report = (getattr(args, k, None) for k in ("labels", "convention", "report_skipped"))
+    if args.data is None or args.data == "synthetic":
+        if labels or convention or report:
+            raise ValueError("--labels, --convention and --report-skipped need --data COLLECTION, the folder of the faces")
+        return load_or_synthesize(args.data, synthetic_size=getattr(args, "synthetic_size", 3500))
+    return load_faces(args.data, labels, convention=convention, report_skipped=report)
+
+
 def cmd_evaluate(args) -> int:
     from fer_utils.evaluation import evaluate
     from fer_utils.models import load_model
-    from fer_utils.synthetic import load_or_synthesize
 
     model = load_model(args.model)  # before the data: a wrong model path fails at once, not after loading FER2013
-    data = load_or_synthesize(args.data)
+    data = _load_data(args)
+    split = args.split or (None if "collection" in data.notes else "PublicTest")
     if args.corruptions:
-        return _print_corruptions(args, model, data)
-    result = evaluate(model, data, args.split, tta=args.tta or False) | {"model": args.model}
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(f"{args.model} on {args.split} of {data.label} (n={result['n']}{f', {args.tta} TTA' if args.tta else ''}): "
-              f"accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}")
-        for e, m in result["per_emotion"].items():
-            print(f"  {e:9s} precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1-score']:.3f} n={int(m['support'])}")
-    return 0
-
-
-def _print_corruptions(args, model, data) -> int:
-    from fer_utils.evaluation import evaluate_corruptions
-
-    result = evaluate_corruptions(model, data, args.split, tta=args.tta or False) | {"model": args.model}
+        return _print_corruptions(args, model, data, split)
+    result = evaluate(model, data, split, tta=args.tta or False) | {"model": args.model}
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
-    print(f"{args.model} on {args.split} of {data.label} (n={result['n']}{f', {args.tta} TTA' if args.tta else ''}):")
+    _print_report(result, f"{args.model} on {split or 'every face'} of {data.label}", args.tta)
+    return 0
+
+
+def _print_report(result: dict, title: str, tta: str | None = None) -> None:
+    """:func:`fer_utils.evaluation.evaluate`'s result as text: the same lines for FER2013 and for a collection."""
+    from fer_utils.collection import summary
+
+    low, high = result["accuracy_ci"]
+    over = f" over its {len(result['emotions'])} emotions" if "collection" in result else ""
+    print(f"{title} (n={result['n']}{f', {tta} TTA' if tta else ''}): accuracy {result['accuracy']:.4f} "
+          f"(95% CI {low:.4f}-{high:.4f}), macro-F1 {result['macro_f1']:.4f}{over}")
+    for e, m in result["per_emotion"].items():
+        print(f"  {e:9s} precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1-score']:.3f} n={int(m['support'])}")
+    print("confusion matrix (rows: true emotion, columns: the model's answer)")
+    print(" " * 11 + " ".join(f"{e:>8s}" for e in EMOTIONS))
+    for e, row in zip(result["emotions"], result["confusion_matrix"], strict=True):
+        print(f"  {e:9s}" + " ".join(f"{v:8d}" for v in row))
+    if "collection" in result:
+        print(summary(result["collection"]))
+
+
+def _print_corruptions(args, model, data, split) -> int:
+    from fer_utils.evaluation import evaluate_corruptions
+
+    result = evaluate_corruptions(model, data, split, tta=args.tta or False) | {"model": args.model}
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(f"{args.model} on {split or 'every face'} of {data.label} (n={result['n']}{f', {args.tta} TTA' if args.tta else ''}):")
     for name, acc in result["accuracy"].items():
         print(f"  {name:12s} accuracy {acc:.4f}")
     print(f"  mean under the corruptions {result['mean']:.4f} = {result['relative']:.1%} of clean")
@@ -132,7 +194,7 @@ def cmd_card(args) -> int:
     ablation = json.loads(open(args.ablation).read()) if args.ablation else None
     card = write_card(args.model, load_or_synthesize(args.data), args.split, ablation)
     r = card["results"]
-    print(f"wrote the card of {args.model}: {args.split} accuracy {r['plain']['accuracy']:.4f} "
+    print(f"wrote the card of {args.model}: {card['split']} accuracy {r['plain']['accuracy']:.4f} "
           f"(flip TTA {r['tta']['accuracy']:.4f}, flip and shift TTA {r['tta_shift']['accuracy']:.4f}), "
           f"macro-F1 {r['plain']['macro_f1']:.4f}")
     return 0
@@ -193,23 +255,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("train", help="train a model; rerun the same command to resume from its checkpoint")
-    s.add_argument("--data", help="FER2013 path, or 'synthetic' (default: $FER2013_PATH, data/, else synthetic)")
+    schedule = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in FINE_TUNING.items())
+    s = sub.add_parser("train", help="train a model, or fine-tune one on faces of your own (--init MODEL --data "
+                                     "FOLDER); rerun the same command to resume from its checkpoint",
+                       epilog="Fine-tuning: with --init, the network (--model, --model-kwargs) is the init model's "
+                              f"unless given; on a collection of your own faces the schedule is {schedule} unless "
+                              "given (for a few hundred faces), a --holdout share of the faces (stratified by "
+                              "emotion; whole people with --group-by) chooses the epoch, and train prints the "
+                              "hold-out's accuracy and macro-F1 before and after and writes the model's card.")
+    s.add_argument("--data", help="FER2013 path, a labelled face collection (as for evaluate), or 'synthetic' "
+                                  "(default: $FER2013_PATH, data/, else synthetic)")
+    _collection_args(s)
     s.add_argument("--out", required=True, help="where to save, e.g. models/lenet.keras")
     _recipe_args(s)
     s.add_argument("--synthetic-size", type=int, default=3500)
     s.add_argument("--verbose", type=int, default=2, help="0 silent, 1 progress bar, 2 one line per epoch")
     s.set_defaults(func=cmd_train)
 
+    s = sub.add_parser("resume-file", help="a run's checkpoint as one small file to commit, to resume it in another "
+                                           "session (OUT.resume.npz: bfloat16 weights and optimizer state)")
+    s.add_argument("out", metavar="OUT", help="the --out of the run, e.g. models/resnet.keras")
+    s.set_defaults(func=cmd_resume_file)
+
     s = sub.add_parser("pack", help="a packed copy of FER2013 (.npz.xz, a third smaller) to carry to a GPU machine")
     s.add_argument("path", help="fer2013.csv(.gz) or any layout `info` reads")
     s.add_argument("--out", required=True, help="e.g. fer2013.npz.xz")
     s.set_defaults(func=cmd_pack)
 
-    s = sub.add_parser("evaluate", help="accuracy, macro-F1, per-emotion metrics and confusion matrix")
+    s = sub.add_parser("evaluate", help="accuracy, macro-F1, per-emotion metrics and confusion matrix, on FER2013 or "
+                                        "any labelled face collection")
     s.add_argument("--model", required=True)
-    s.add_argument("--data", help=DATA_HELP)
-    s.add_argument("--split", default="PublicTest", choices=["Training", "PublicTest", "PrivateTest", "Test"])
+    s.add_argument("--data", help=COLLECTION_HELP)
+    _collection_args(s)
+    s.add_argument("--split", choices=["Training", "PublicTest", "PrivateTest", "Test"],
+                   help="default: PublicTest for FER2013, every face of a collection")
     s.add_argument("--tta", nargs="?", const="flip", choices=["flip", "shift"],
                    help="test-time augmentation: 'flip' (the default of a bare --tta) averages each face with its "
                         "mirror; 'shift' also with both moved 2 px left, right, up and down (10 views)")
@@ -239,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("card", help="evaluate a trained model and write its model card (models/NAME.md and .json)")
     s.add_argument("model")
     s.add_argument("--data", help=DATA_HELP)
-    s.add_argument("--split", default="PublicTest")
+    s.add_argument("--split", help="default: PublicTest; for a model trained on a collection, its hold-out")
     s.add_argument("--ablation", help="a JSON file: a list of rows for the card's ablation table")
     s.set_defaults(func=cmd_card)
 
@@ -248,9 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="where to save, e.g. models/vgg8_lenet.keras")
     s.set_defaults(func=cmd_ensemble)
 
-    s = sub.add_parser("export", help="write a .keras model's .tflite beside it (train, ensemble and card do too)")
+    s = sub.add_parser("export", help="write a .keras model's .tflite, which the recognizer runs (train, "
+                                     "ensemble and card do too)")
     s.add_argument("model")
-    s.add_argument("--out", help="default: MODEL with .tflite for .keras")
+    s.add_argument("--out", help="default: beside MODEL; for a model in models/, fer_utils/networks/")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("correct-priors", help="answer rare emotions more often: divide probabilities by prior ** tau")
@@ -268,22 +348,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _collection_args(s: argparse.ArgumentParser) -> None:
+    """The flags of a labelled face collection (fer_utils.collection.load_faces), read by _load_data."""
+    s.add_argument("--labels", metavar="FILE", help="a label file (CSV, TSV or 'path label' lines) of the images in "
+                                                    "--data; names, or codes in the order of --convention")
+    s.add_argument("--convention", choices=list(CONVENTIONS),
+                   help="the order of numeric codes: fer2013 (0-6 = angry, disgust, fear, happy, sad, surprise, "
+                        "neutral), rafdb (1-7 = surprise, fear, disgust, happy, sad, angry, neutral), affectnet (0-7 = "
+                        "neutral, happy, sad, surprise, fear, disgust, angry, contempt)")
+    s.add_argument("--report-skipped", metavar="FILE", help="write the images skipped (no face, several faces, "
+                                                            "unreadable) to this CSV")
+
+
 def _recipe_args(s: argparse.ArgumentParser) -> None:
-    """One flag per field of :class:`fer_utils.recipe.Recipe`, with its default and type."""
+    """One flag per field of :class:`fer_utils.recipe.Recipe`, with its default and type; ``recipe_flags_given``
+    says which were given (fine-tuning takes the others from the model it starts from and its short schedule)."""
+    s.set_defaults(recipe_flags_given=frozenset())
     for f in dataclasses.fields(Recipe):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         flag, help_ = "--" + f.name.replace("_", "-"), f.metadata.get("help", "")
         if isinstance(default, bool):
-            s.add_argument(flag, action="store_true", help=help_)
+            s.add_argument(flag, action=_Given, nargs=0, const=True, default=False, help=help_)
         elif isinstance(default, dict):
-            s.add_argument(flag, type=json.loads, default=default, help=help_)
+            s.add_argument(flag, action=_Given, type=json.loads, default=default, help=help_)
         else:
             kind = type(default) if default is not None else str
-            s.add_argument(flag, type=kind, default=default, help=f"{help_} (default {default})".strip())
+            s.add_argument(flag, action=_Given, type=kind, default=default, help=f"{help_} (default {default})".strip())
+
+
+class _Given(argparse.Action):
+    """Stores a flag's value (``const`` for a flag without one) and adds its name to ``recipe_flags_given``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.recipe_flags_given = namespace.recipe_flags_given | {self.dest}
 
 
 def _recognizer_args(s: argparse.ArgumentParser, detector: str = DEFAULT_DETECTOR, why: str = "") -> None:
-    s.add_argument("--model", help="a .keras model, run from the .tflite beside it (default: the best shipped model, "
+    s.add_argument("--model", help="a .keras or .tflite model (default: the best shipped model, "
                                    "the most accurate; it runs at over 30 fps with blazeface)")
     s.add_argument("--detector", default=detector, choices=DETECTORS,
                    help=f"haar, blazeface (several times faster; faces of 45 px or more) or mtcnn (default {detector}"

@@ -2,28 +2,51 @@
 each shipped model from its card's recipe on the user's FER2013 and compares with the recorded figures.
 
 ``models/<name>.json`` holds the figures (read by tests, the README table and ``reproduce``);
-``models/<name>.md`` is the same for people.
+``models/<name>.md`` is the same for people. A model trained on a collection of your own faces
+(``train --init MODEL --data FOLDER``) is carded on the hold-out it was trained with, beside the model, with its
+report before and after fine-tuning.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
-from contextlib import redirect_stdout
+import shlex
 from pathlib import Path
 
+import numpy as np
+
 from fer_utils.atomic import write_atomic
+from fer_utils.constants import PROJECT_ROOT
 from fer_utils.evaluation import evaluate, evaluate_corruptions
 from fer_utils.litert import litert_path
 from fer_utils.loader import EMOTIONS, FERData
 from fer_utils.models import correct_priors, export_litert, load_model, read_info
 from fer_utils.recipe import Recipe
 
+HOLDOUT = "hold-out"  # the split a card of a model trained on a collection reports on
+
 
 def training_command(info: dict, out: str) -> str:
-    """The ``python -m fer_utils train`` command that reruns ``info``'s recipe (every field of it)."""
-    return Recipe.from_dict(info["recipe"]).command(out=out)
+    """The ``python -m fer_utils train`` command that reruns ``info``'s recipe (every field of it); on the collection
+    it was trained on, by that folder's name, where it was."""
+    recipe = Recipe.from_dict(shown_recipe(info["recipe"]))
+    d = info.get("data") or {}
+    return recipe.command(data=shlex.quote(d["source"]), out=out) if d.get("collection") else recipe.command(out=out)
+
+
+def shown_recipe(recipe: dict) -> dict:
+    """``recipe`` with the models it names (``init``, ``teacher``) relative to the project's folder where they lie in
+    it, as a command run there names them: a card says which model, not where it lay on some machine."""
+    return recipe | {k: _from_project(recipe[k]) for k in ("init", "teacher") if recipe.get(k)}
+
+
+def _from_project(path: str) -> str:
+    if not Path(path).is_absolute() or not Path(path).resolve().is_relative_to(PROJECT_ROOT):
+        return path
+    return Path(path).resolve().relative_to(PROJECT_ROOT).as_posix()
 
 
 def machine_text(machine: dict | None) -> str:
@@ -42,6 +65,10 @@ def data_text(record: dict | None, code: str = "") -> str:
     name = f"{code}{Path(record.get('source') or '?').name}{code}"
     if record.get("synthetic"):
         return f"the SYNTHETIC embedded default {name} (not FER2013)"
+    if record.get("collection"):
+        if record["collection"].get("generated"):
+            return f"the GENERATED face collection {name} (cartoon faces, not real ones; not FER2013)"
+        return f"the face collection {name} (not FER2013)"
     return f"{name} (sha256 {code}{record['sha256']}{code})" if record.get("sha256") else name
 
 
@@ -54,9 +81,10 @@ def provenance(info: dict) -> str:
                 f"{data_text(d)} with its own best epoch (see their cards)")
     if not info.get("recipe"):
         return "no training record (not saved by fer_utils.training.train)"
-    faces = f"the {d['n_train']:,} Training faces of " if d and d.get("n_train") else ""
-    text = (f"trained on {faces}{data_text(d)}, epoch {info.get('best_epoch')} of {info['recipe']['epochs']} chosen "
-            f"on {info.get('val_split', 'PublicTest')}")
+    faces = f"the {d['n_train']:,} {'' if d.get('collection') else 'Training '}faces of " if d and d.get("n_train") else ""
+    start = f"fine-tuned from {shown_recipe(info['recipe'])['init']} " if info["recipe"].get("init") else ""
+    text = (f"{start or 'trained '}on {faces}{data_text(d)}, epoch {info.get('best_epoch')} of "
+            f"{info['recipe']['epochs']} chosen on {info.get('val_split', 'PublicTest')}")
     if info.get("prior_correction"):
         text += f", then prior-corrected (tau {info['prior_correction']['tau']})"
     return text
@@ -73,27 +101,31 @@ def training_records(model_path: str | os.PathLike) -> dict[str, dict]:
     return {m.name: record for m in members if m.exists() and (record := read_info(m)).get("history")}
 
 
-def write_card(model_path: str | os.PathLike, data: FERData, split: str = "PublicTest", ablation: list[dict] | None = None) -> dict:
+def write_card(model_path: str | os.PathLike, data: FERData, split: str | None = None,
+               ablation: list[dict] | None = None) -> dict:
     """Evaluate the model without TTA, with flip TTA, with flip and shift TTA and under the corruption suite, and
-    write ``<model>.json`` and ``<model>.md`` beside it; and its ``.tflite`` too where it has none, since a shipped
-    model is what a fresh clone recognises faces with, without TensorFlow."""
+    write ``<model>.json`` and ``<model>.md`` beside it; and its ``.tflite`` too where it has none (at
+    :func:`~fer_utils.litert.litert_path`), since a shipped model's network is what the recognizer runs, without
+    TensorFlow. ``split``: by default PublicTest, or for a model trained on a collection of faces (``data``) the
+    hold-out it was trained with."""
     model_path = Path(model_path)
     info = read_info(model_path)
     model = load_model(model_path)
+    split, data = _scored(info, data, split, model_path.name)
     if not litert_path(model_path).exists():
         export_litert(model, litert_path(model_path))
-    plain, tta, tta_shift = (evaluate(model, data, split, tta=mode) for mode in (False, "flip", "shift"))
+    plain, tta, tta_shift = (_portable(evaluate(model, data, split, tta=mode)) for mode in (False, "flip", "shift"))
     summary = io.StringIO()
-    with redirect_stdout(summary):
-        model.summary(line_length=100)
+    model.summary(line_length=100, print_fn=summary.write)  # captured in Jupyter too, where Keras would display it
     card = {
         "name": model_path.stem,
         "file": model_path.name,
         "model": info.get("model"),
         "params": info.get("params"),
         "flops": info.get("flops"),
-        "recipe": info.get("recipe"),
-        "command": training_command(info, f"models/{model_path.name}") if info.get("recipe") else None,
+        "recipe": shown_recipe(info["recipe"]) if info.get("recipe") else None,
+        "command": training_command(info, f"{'runs' if split == HOLDOUT else 'models'}/{model_path.name}")
+        if info.get("recipe") else None,
         "machine": info.get("machine"),
         "train_seconds": info.get("train_seconds"),
         "precision_epochs": info.get("precision_epochs"),
@@ -101,8 +133,10 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str = "Publi
         "members": info.get("members"),
         "prior_correction": info.get("prior_correction"),
         "data": info.get("data"),
+        "val_split": info.get("val_split"),
         "split": split,
         "results": {"plain": plain, "tta": tta, "tta_shift": tta_shift},
+        "fine_tuning": _before_after(info, data, split, plain),
         "corruptions": evaluate_corruptions(model, data, split),
         "ablation": ablation or [],
     }
@@ -111,17 +145,55 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str = "Publi
     return card
 
 
+def _before_after(info: dict, data: FERData, split: str, after: dict) -> dict | None:
+    """For a model fine-tuned from another (``init``), that model's scores on the same faces ("before") beside this
+    one's ("after"); None for a model trained from scratch, or when the model it started from is not here."""
+    init = (info.get("recipe") or {}).get("init")
+    path = next((p for p in (Path(init), PROJECT_ROOT / init) if p.is_file()), None) if init else None
+    if path is None:
+        return None
+    return {"before": _portable(evaluate(load_model(path), data, split)), "after": after}
+
+
+def _scored(info: dict, data: FERData, split: str | None, name: str) -> tuple[str, FERData]:
+    """The split a card reports on and the data that has it: ``split`` (default PublicTest); on a collection of faces,
+    the hold-out the model's record names, relabelled :data:`HOLDOUT`."""
+    if "collection" not in data.notes or split is not None:
+        return split or "PublicTest", data
+    held = (info.get("data") or {}).get("holdout_files")
+    if held is None:
+        raise ValueError(f"{name} was not trained on a collection of faces: its card reports on FER2013's PublicTest "
+                         f"(--data FER2013); for its scores on {data.label}, run `python -m fer_utils evaluate`")
+    rows = np.isin(data.files, held)
+    if rows.sum() != len(held):
+        raise ValueError(f"{data.label} lacks {len(held) - rows.sum()} of the {len(held)} hold-out faces {name} was "
+                         f"trained with (e.g. {sorted(set(held) - set(data.files))[0]!r}); card it on that collection")
+    part = data.take(rows)
+    return HOLDOUT, dataclasses.replace(part, splits=np.full(len(part), HOLDOUT, part.splits.dtype))
+
+
+def _portable(result: dict) -> dict:
+    """An evaluation's result without where the collection lay on this machine: a card names data by what it is."""
+    return {k: v for k, v in result.items() if k != "collection"}
+
+
 def _markdown(card: dict, summary: str) -> str:
     plain, tta, tta_shift = (card["results"][k] for k in ("plain", "tta", "tta_shift"))
     d = card["data"] or {}
+    if d.get("collection"):
+        start = f"fine-tuned from `{card['recipe']['init']}`" if (card["recipe"] or {}).get("init") else "trained"
+        data_line = (f"- Data: {data_text(d, code='`')}; {start} on {d.get('n_train')} of its faces, epoch selected "
+                     f"on {card['val_split']} ({d.get('n_val')} faces), which the results below are on.")
+    else:
+        data_line = (f"- Data: {data_text(d, code='`')}, trained on the {d.get('n_train')} "
+                     f"Training faces, epoch selected on the {d.get('n_val')} PublicTest faces; PrivateTest never used.")
     lines = [
         f"# Model card: `{card['file']}`",
         "",
         f"- Architecture: `{card['model']}` ({card['params']:,} parameters, {card['flops'] / 1e6:.0f} MFLOPs per face); "
         "input raw uint8 48x48 gray faces, output the seven emotion probabilities "
         f"({', '.join(EMOTIONS)}). Scaling and augmentation are layers of the model.",
-        f"- Data: {data_text(d, code='`')}, trained on the {d.get('n_train')} "
-        f"Training faces, epoch selected on the {d.get('n_val')} PublicTest faces; PrivateTest never used.",
+        data_line,
         *(_recipe_lines(card) if card["recipe"] else _member_lines(card)),
         "",
         f"## Results on {card['split']} (n={plain['n']})",
@@ -140,6 +212,8 @@ def _markdown(card: dict, summary: str) -> str:
     lines += ["", "Confusion matrix (rows: true emotion, columns: predicted, order as above):", "", "```"]
     lines += [" ".join(f"{v:5d}" for v in row) for row in plain["confusion_matrix"]]
     lines += ["```", ""]
+    if card.get("fine_tuning"):
+        lines += _fine_tuning_lines(card["fine_tuning"])
     if card.get("corruptions"):
         acc = card["corruptions"]["accuracy"]
         lines += ["## Robustness (`evaluate --corruptions`, no TTA)", "", "| " + " | ".join(acc) + " | mean | mean / clean |",
@@ -153,6 +227,20 @@ def _markdown(card: dict, summary: str) -> str:
         lines.append("")
     lines += ["## Layers", "", "```", summary.strip(), "```", ""]
     return "\n".join(lines)
+
+
+def _fine_tuning_lines(report: dict) -> list[str]:
+    """Before and after training, on the faces that chose the epoch (so "after" is slightly optimistic)."""
+    rows = [("before", report["before"]), ("after", report["after"])] if report.get("before") else [("after", report["after"])]
+    lines = ["## Before and after fine-tuning (no TTA)", "",
+             "On the faces that chose the epoch, so the figure after is slightly optimistic.", "",
+             "| | accuracy | 95% CI | macro-F1 | " + " | ".join(f"{e} recall" for e in report["after"]["per_emotion"]) + " |",
+             "|" + " --- |" * (4 + len(report["after"]["per_emotion"]))]
+    for name, r in rows:
+        low, high = r["accuracy_ci"]
+        lines.append(f"| {name} | {r['accuracy']:.4f} | {low:.4f}-{high:.4f} | {r['macro_f1']:.4f} | "
+                     + " | ".join(f"{m['recall']:.3f}" for m in r["per_emotion"].values()) + " |")
+    return [*lines, ""]
 
 
 def _recipe_lines(card: dict) -> list[str]:

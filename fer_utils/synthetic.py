@@ -4,15 +4,23 @@ and :func:`load_or_synthesize`, which picks FER2013 when one is found and this d
 Each emotion is a cartoon recipe (mouth curve and opening, eye opening, brow height and slant) blurred by random
 pose, lighting, noise and per-face jitter so that the classes overlap a little, like real expressions do.
 These are NOT real faces: anything trained or measured on them says nothing about FER2013.
+
+:func:`write_shifted_collection` writes another look of such faces as a labelled collection on disk (folders named by
+emotion, several faces per generated person): what fine-tuning a FER2013 model on faces of your own is shown with.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fer_utils.collection import load_faces
 from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS, SIDE
 from fer_utils.loader import FERData, find_dataset, load_fer2013
 
@@ -52,17 +60,8 @@ def draw_face(emotion: int, rng: np.random.Generator, jitter: float = 0.25) -> n
         inner = (ex - side * 4 * _UP, ey - (5 + 2 * brow - 1.5 * slant) * _UP)
         outer = (ex + side * 4 * _UP, ey - (5 + 2 * brow + 1.5 * slant) * _UP)
         cv2.line(img, tuple(int(v) for v in inner), tuple(int(v) for v in outer), ink, thick)
-    if EMOTIONS[emotion] == "disgust":  # wrinkled nose
-        for dx in (-2, 2):
-            cv2.line(img, (int(cx + dx * _UP), int(cy)), (int(cx + 2 * dx * _UP), int(cy + 2 * _UP)), ink, _UP)
-    mx, my, half = cx, cy + 10 * _UP, 7 * _UP * max(width, 0.3)
-    xs = np.linspace(-1, 1, 24)
-    lip = np.stack([mx + xs * half, my - curve * 3.5 * _UP * (xs**2 - 0.3)], axis=1)
-    gap = max(opening, 0) * 4 * _UP
-    if gap > _UP:
-        lower = lip + np.stack([np.zeros_like(xs), gap * (1 - xs**2)], axis=1)
-        cv2.fillPoly(img, [np.concatenate([lip, lower[::-1]]).astype(np.int32)], ink * 0.6)
-    cv2.polylines(img, [lip.astype(np.int32)], False, ink, thick)
+    _nose_and_mouth(img, emotion, cx, cy, (10, 7 * max(width, 0.3), 3.5 * curve, 4 * max(opening, 0)), ink,
+                    (ink * 0.6, ink), thick)
     # pose, lighting and sensor noise
     m = cv2.getRotationMatrix2D((s / 2, s / 2), rng.normal(0, 8), rng.uniform(0.85, 1.1))
     m[:, 2] += rng.normal(0, 2.5 * _UP, 2)
@@ -73,6 +72,22 @@ def draw_face(emotion: int, rng: np.random.Generator, jitter: float = 0.25) -> n
     img = img * rng.uniform(0.7, 1.2) + rng.uniform(-40, 40) * (np.cos(angle) * gx + np.sin(angle) * gy)
     img += rng.normal(0, rng.uniform(2, 10), img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _nose_and_mouth(img: np.ndarray, emotion: int, cx: float, cy: float, mouth: tuple[float, float, float, float],
+                    ink: float, colours: tuple[float, float], thick: int) -> None:
+    """A wrinkled nose for disgust, and the mouth: ``mouth`` is (drop below the centre, half width, bend, opening)
+    in units of ``_UP``; ``colours`` are the open mouth's fill and the lips' line."""
+    if EMOTIONS[emotion] == "disgust":
+        for dx in (-2, 2):
+            cv2.line(img, (int(cx + dx * _UP), int(cy)), (int(cx + 2 * dx * _UP), int(cy + 2 * _UP)), ink, _UP)
+    drop, half, bend, gap = (v * _UP for v in mouth)
+    xs = np.linspace(-1, 1, 24)
+    lip = np.stack([cx + xs * half, cy + drop - bend * (xs**2 - 0.3)], axis=1)
+    if gap > _UP:
+        lower = lip + np.stack([np.zeros_like(xs), gap * (1 - xs**2)], axis=1)
+        cv2.fillPoly(img, [np.concatenate([lip, lower[::-1]]).astype(np.int32)], colours[0])
+    cv2.polylines(img, [lip.astype(np.int32)], False, colours[1], thick)
 
 
 def make_synthetic(n: int = 3500, seed: int = 0) -> FERData:
@@ -96,10 +111,108 @@ def make_synthetic(n: int = 3500, seed: int = 0) -> FERData:
 def load_or_synthesize(path: str | os.PathLike | None = None, *, synthetic_size: int = 3500, seed: int = 0) -> FERData:
     """Real FER2013 when one is found (see :func:`find_dataset`), else the clearly labelled synthetic default.
 
-    ``path="synthetic"`` asks for the synthetic default even when a dataset is present.
+    ``path="synthetic"`` asks for the synthetic default even when a dataset is present. A ``path`` given may also
+    be a labelled face collection (emotion-named folders, KDEF or JAFFE file names: :func:`~fer_utils.collection.load_faces`).
     """
-    found = None if str(path) == "synthetic" else find_dataset(path)
+    if path is not None and str(path) != "synthetic":
+        return load_faces(path)
+    found = find_dataset() if path is None else None
     if found is not None:
         return load_fer2013(found)
     print(f"No FER2013 found: using the SYNTHETIC embedded default ({synthetic_size} generated faces). {DOWNLOAD_HINT}")
     return make_synthetic(synthetic_size, seed=seed)
+
+
+# ----------------------------------------------------------------------------------------------- a shifted collection
+
+GENERATED_MARKER = "GENERATED.json"  # written into a generated collection: cards and notebooks say it is not real faces
+
+
+def draw_portrait(emotion: int, person: dict, rng: np.random.Generator, jitter: float = 0.2) -> np.ndarray:
+    """One 48x48 uint8 face of ``person`` (see :func:`_person`) showing ``EMOTIONS[emotion]``, in another look than
+    :func:`draw_face`'s and FER2013's: a bigger face with outlines, white eyes, glasses on some people, each person's
+    own resting expression, and a hard light from one side."""
+    curve, opening, width, eye, brow, slant = (np.array(_RECIPES[EMOTIONS[emotion]]) + person["resting"]
+                                               + rng.normal(0, jitter, 6))
+    s = SIDE * _UP
+    img = np.full((s, s), person["background"], np.float32)
+    cx, cy, u = s / 2, s / 2 + 5 * _UP, _UP
+    face_w, skin, hair = 21 * u * person["width"], person["skin"], person["hair"]
+    ink = 0.25 * skin
+    cv2.ellipse(img, (int(cx), int(cy)), (int(face_w), 27 * u), 0, 0, 360, skin, -1)
+    cv2.ellipse(img, (int(cx), int(cy)), (int(face_w), 27 * u), 0, 0, 360, ink, int(1.2 * u))
+    cv2.ellipse(img, (int(cx), int(cy - 17 * u)), (int(face_w + u), 12 * u), 0, 180, 360, hair, -1)
+    thick = int(2.2 * u)
+    for side in (-1, 1):
+        ex, ey = cx + side * 8 * u * person["eye_gap"], cy - 7 * u
+        cv2.ellipse(img, (int(ex), int(ey)), (4 * u, int(2.6 * u * max(eye, 0.2))), 0, 0, 360, 245.0, -1)
+        cv2.circle(img, (int(ex), int(ey)), int(1.6 * u * min(max(eye, 0.3), 1.2)), ink, -1)
+        if person["glasses"]:
+            cv2.circle(img, (int(ex), int(ey)), int(5.5 * u), ink, u)
+        inner = (ex - side * 4.5 * u, ey - (6 + 2.2 * brow - 1.6 * slant) * u)
+        outer = (ex + side * 4.5 * u, ey - (6 + 2.2 * brow + 1.6 * slant) * u)
+        cv2.line(img, tuple(int(v) for v in inner), tuple(int(v) for v in outer), hair, thick)
+    _nose_and_mouth(img, emotion, cx, cy, (11, 8 * max(width, 0.3), 4 * curve, 5 * max(opening, 0)), ink,
+                    (0.3 * skin, 0.5 * skin), thick)
+    m = cv2.getRotationMatrix2D((s / 2, s / 2), rng.normal(0, 6), rng.uniform(0.95, 1.1))
+    m[:, 2] += rng.normal(0, 1.5 * u, 2)
+    img = cv2.warpAffine(img, m, (s, s), borderMode=cv2.BORDER_REPLICATE)
+    img = cv2.resize(img, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    gy, gx = np.mgrid[0:SIDE, 0:SIDE] / SIDE - 0.5
+    angle = person["light"] + rng.normal(0, 0.3)
+    img *= 1 + 1.2 * (np.cos(angle) * gx + np.sin(angle) * gy)  # one side lit, the other in shadow
+    img += rng.normal(0, 3, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _person(rng: np.random.Generator) -> dict:
+    """What stays the same across one generated person's faces."""
+    return {"skin": rng.uniform(90, 220), "hair": rng.uniform(10, 90), "background": rng.uniform(0, 255),
+            "width": rng.uniform(0.9, 1.1), "eye_gap": rng.uniform(0.85, 1.15), "glasses": bool(rng.random() < 0.5),
+            "light": rng.uniform(0, 2 * np.pi), "resting": rng.normal(0, 0.1, 6)}
+
+
+def write_shifted_collection(folder: str | os.PathLike, people: int = 20, per_emotion: int = 3, seed: int = 0) -> Path:
+    """Write a labelled face collection whose look differs from FER2013's (see :func:`draw_portrait`) and return
+    its folder: ``per_emotion`` faces of each of ``people`` generated people for each emotion, as 48x48 gray PNGs in
+    folders named by emotion, ``<emotion>/person<NN>_<k>.png`` (``--group-by 'person(\\d+)'`` keeps a person on one
+    side of a hold-out). A model trained on FER2013 does poorly on them: what fine-tuning is for.
+
+    Deterministic for ``seed``. Written whole or not at all (into a temp folder beside ``folder``, then renamed);
+    a ``folder`` that already holds this very collection is left as it is. NOT real faces: the folder holds
+    :data:`GENERATED_MARKER`, and cards of models trained on it say so.
+    """
+    folder = Path(folder)
+    if people < 2 or per_emotion < 1:
+        raise ValueError(f"people={people}, per_emotion={per_emotion}: need at least 2 people and 1 face each")
+    about = {"generator": "fer_utils.synthetic.write_shifted_collection", "people": people,
+             "per_emotion": per_emotion, "seed": seed, "note": "generated cartoon faces, not real ones"}
+    if folder.exists():
+        marker = folder / GENERATED_MARKER
+        if marker.is_file() and json.loads(marker.read_text()) == about:
+            return folder
+        raise ValueError(f"{folder} exists and is not this generated collection; pass a new folder or delete it")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    persons = [_person(rng) for _ in range(people)]
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        for emotion in EMOTIONS:
+            (tmp / emotion).mkdir()
+            for p, person in enumerate(persons):
+                for k in range(per_emotion):
+                    face = draw_portrait(EMOTIONS.index(emotion), person, rng)
+                    if not cv2.imwrite(str(tmp / emotion / f"person{p:02d}_{k}.png"), face):
+                        raise OSError(f"could not write a PNG into {tmp / emotion}")
+        (tmp / GENERATED_MARKER).write_text(json.dumps(about, indent=1))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; a collection is for the user to share
+        os.rename(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

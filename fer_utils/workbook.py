@@ -19,7 +19,8 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 RUNS = PROJECT_ROOT / "runs"
 # Headless runs have no browser and no camera: the webcam notebook plays its generated clip for a few seconds.
 # Training prints one line per epoch rather than a progress bar redrawn in place.
-HEADLESS_PARAMETERS = {"02_train_lenet.ipynb": {"VERBOSE": 2}, "04_live_webcam.ipynb": {"SOURCE": "clip", "DURATION": 10}}
+HEADLESS_PARAMETERS = {"02_train_lenet.ipynb": {"VERBOSE": 2}, "04_live_webcam.ipynb": {"SOURCE": "clip", "DURATION": 10},
+                       "05_your_own_faces.ipynb": {"VERBOSE": 2}}
 # The kernel runs on this machine for this run alone; its start-up warning about unencrypted local TCP would be the
 # only red line of a clean run. Errors still show.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]

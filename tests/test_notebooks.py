@@ -99,7 +99,25 @@ def test_evaluation_runs(tmp_path, synthetic_only):
             "train --data \"$FER2013_PATH\" --out models/tiny.keras --model lenet") in text
 
 
-@pytest.mark.parametrize("path", [p for p in ALL if p.name[:2] not in {"01", "02", "03"}], ids=lambda p: p.name)
+@pytest.mark.slow
+def test_your_own_faces_runs(tmp_path):
+    model_path = tmp_path / "mine.keras"
+    nb = run("05_your_own_faces.ipynb", tmp_path, {"GENERATED": str(tmp_path / "faces"), "PEOPLE": 5, "PER_EMOTION": 1,
+                                                   "EPOCHS": 1, "OUT": str(model_path), "VERBOSE": 2})
+    text, images = outputs(nb)
+    assert "35 faces of the GENERATED face collection faces (cartoon faces, not real ones; not FER2013)" in text
+    assert "learn from 28 faces, hold out 7" in text and "of them among the faces to learn from: 0" in text
+    assert "vgg8.keras before fine-tuning (n=7): accuracy" in text and "epoch 1/1" in text
+    assert f"saved {model_path}: epoch 1 of 1" in text and "rerun: python -m fer_utils train --data faces" in text
+    assert "--init models/vgg8.keras --holdout 0.2 --group-by 'person(\\d+)'" in text  # no path of this machine
+    assert images == 3  # the faces, the confusion matrices before and after
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("mine")) == [
+        "mine.json", "mine.keras", "mine.md", "mine.tflite"]
+    card = json.loads((tmp_path / "mine.json").read_text())
+    assert card["split"] == "hold-out" and card["fine_tuning"]["before"]["n"] == 7
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if p.name[:2] not in {"01", "02", "03", "05"}], ids=lambda p: p.name)
 def test_other_notebooks_are_covered_elsewhere(path):
     pytest.skip(f"{path.name} has no tiny parameters here; its own test runs it")
 
