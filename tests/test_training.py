@@ -132,6 +132,22 @@ def test_mixed_precision_warns_on_a_cpu_without_bf16(tmp_path, monkeypatch):
     assert not [w for w in caught if "AVX512-BF16" in str(w.message)]
 
 
+def _stop_after_first_epoch(monkeypatch, run) -> None:
+    """Call ``run`` (a training run) as if the machine stopped right after its first epoch's checkpoint."""
+    import fer_utils.training as training
+
+    real_write = training.write_atomic
+
+    def write_then_die(path, text):
+        real_write(path, text)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "write_atomic", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(training, "write_atomic", real_write)
+
+
 def test_a_run_resumes_in_another_precision(tmp_path, monkeypatch):
     """Started in mixed_bfloat16 on one machine, finished in float32 on another: same weights and optimizer state."""
     import fer_utils.training as training
@@ -139,16 +155,8 @@ def test_a_run_resumes_in_another_precision(tmp_path, monkeypatch):
     data = make_synthetic(n=70, seed=0)
     out = tmp_path / "m.keras"
     monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
-    real_write = training.write_atomic
-
-    def write_then_die(path, text):  # the machine stops right after the first epoch's checkpoint
-        real_write(path, text)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "write_atomic", write_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        train("lenet", data, out, epochs=3, mixed_precision=True, model_kwargs=TINY, verbose=0)
-    monkeypatch.setattr(training, "write_atomic", real_write)
+    _stop_after_first_epoch(monkeypatch, lambda: train("lenet", data, out, epochs=3, mixed_precision=True,
+                                                       model_kwargs=TINY, verbose=0))
     saved = load_model(tmp_path / "m.keras.ckpt" / "last.keras", compile=True)
     assert training._precision(saved) == "mixed_bfloat16"
     try:
@@ -169,6 +177,43 @@ def test_a_run_resumes_in_another_precision(tmp_path, monkeypatch):
     assert len(info["history"]["val_accuracy"]) == 3 and training._precision(load_model(out)) == "float32"
     write_card(out, data)
     assert "Epochs by precision: 1 in mixed_bfloat16, 2 in float32" in (tmp_path / "m.md").read_text()
+
+
+def test_a_run_carries_over_to_another_session_in_one_small_resume_file(tmp_path, monkeypatch, capsys):
+    """A session ends mid-run: `resume-file` packs the checkpoint into OUT.resume.npz (bfloat16), a fresh clone has
+    only that file, and the same command resumes from it, keeps the history, and deletes it when the run ends."""
+    import shutil
+
+    import fer_utils.training as training
+    from fer_utils.__main__ import main
+    from fer_utils.recipe import Recipe
+
+    data = make_synthetic(n=70, seed=0)
+    out, ckpt = tmp_path / "m.keras", tmp_path / "m.keras.ckpt"
+    _stop_after_first_epoch(monkeypatch, lambda: train("lenet", data, out, epochs=3, model_kwargs=TINY, verbose=0))
+    assert main(["resume-file", str(out)]) == 0
+    resume = tmp_path / "m.resume.npz"
+    assert f"wrote {resume}" in capsys.readouterr().out
+    saved = load_model(ckpt / "last.keras", compile=True)
+    first = json.loads((ckpt / "state.json").read_text())["history"]["val_accuracy"]
+    shutil.rmtree(ckpt)  # a fresh clone: the checkpoint folder is never committed, the resume file is
+
+    recipe = Recipe(model="lenet", epochs=3, model_kwargs=TINY)
+    state = training._restore_resume(out, ckpt, recipe, steps_per_epoch=1)
+    restored = load_model(ckpt / "last.keras", compile=True)
+    for a, b in zip(restored.get_weights(), saved.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2**-8, atol=1e-30)  # bfloat16 keeps 8 bits of mantissa
+    assert int(restored.optimizer.iterations) == int(saved.optimizer.iterations) > 0
+    assert state["epoch"] == 1 and state["best_epoch"] == 1
+    with pytest.raises(ValueError, match="another recipe"):
+        training._restore_resume(out, tmp_path / "other.ckpt", Recipe(model="lenet", epochs=4, model_kwargs=TINY), 1)
+    shutil.rmtree(ckpt)
+
+    info = train("lenet", data, out, epochs=3, model_kwargs=TINY, verbose=0)  # the same command, next session
+    assert len(info["history"]["val_accuracy"]) == 3 and info["history"]["val_accuracy"][:1] == first
+    assert not resume.exists() and not ckpt.exists() and out.exists()
+    assert main(["resume-file", str(out)]) == 2  # no run in progress: a one-line error
+    assert "no checkpoint" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("setting, expected", [(None, "1"), ("0", "0")])
