@@ -203,3 +203,26 @@ def test_corruption_bars_are_the_accuracies():
     heights = sorted(round(p.get_height(), 3) for p in ax.patches if p.get_height() > 0)
     assert heights == sorted([0.7, 0.6, 0.5, 0.6, 0.3, 0.6])
     assert "a (mean 79% of clean)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_the_readme_confusion_picture_is_remade_from_the_flagship_card(tmp_path):
+    """scripts/readme_pictures.py draws docs/images/confusion.png from the card alone: the row-normalised matrix
+    of its flip-and-shift TTA result, titled with the card's accuracy."""
+    import importlib.util
+    import json
+
+    import matplotlib.image
+
+    from fer_utils.constants import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("readme_pictures", PROJECT_ROOT / "scripts" / "readme_pictures.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    card = PROJECT_ROOT / "models" / "vgg8x2.json"
+    assert matplotlib.image.imread(script.confusion_picture(card, tmp_path / "confusion.png")).shape[0] > 300
+    ax = script.confusion_figure(card).axes[0]
+    result = json.loads(card.read_text())["results"]["tta_shift"]
+    assert f"accuracy {result['accuracy']:.1%}" in ax.get_title()
+    rows = np.array(result["confusion_matrix"], float)
+    shown = [float(t.get_text()) for t in ax.texts]
+    np.testing.assert_allclose(shown, (rows / rows.sum(axis=1, keepdims=True)).ravel(), atol=0.005)
