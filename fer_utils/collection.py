@@ -35,7 +35,7 @@ from fer_utils.atomic import write_atomic
 from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS, SIDE
 from fer_utils.detector import DEFAULT_DETECTOR, Detector, build_detector, locate_faces
 from fer_utils.images import read_image, to_gray
-from fer_utils.loader import _IMAGE_SUFFIXES, MERGED_TEST, FERData, FERDataError, load_fer2013
+from fer_utils.loader import IMAGE_SUFFIXES, MERGED_TEST, FERData, FERDataError, load_fer2013
 
 SPELLINGS = {
     "angry": ("angry", "anger"),
@@ -106,10 +106,10 @@ def load_faces(path: str | os.PathLike, labels: str | os.PathLike | None = None,
                            "is a file")
     if labels is not None and not Path(labels).is_file():
         raise FERDataError(f"label file {labels} not found")
-    images = sorted(f for f in root.rglob("*") if f.suffix.lower() in _IMAGE_SUFFIXES and f.is_file()
+    images = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
                     and not any(p.startswith(".") for p in f.relative_to(root).parts))
     if not images:
-        raise FERDataError(f"{root}: no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) in it or its folders")
+        raise FERDataError(f"{root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or its folders")
     if labels is not None:
         named, how = _from_label_file(Path(labels), root, images, convention)
     else:
@@ -396,7 +396,7 @@ def _is_fer2013(folder: Path) -> bool:
     subs = [s for part in ("train", "test") if (folder / part).is_dir() for s in (folder / part).iterdir() if s.is_dir()]
     if not subs or any(s.name.lower() not in EMOTIONS for s in subs):
         return False
-    first = next((f for s in sorted(subs) for f in sorted(s.iterdir()) if f.suffix.lower() in _IMAGE_SUFFIXES), None)
+    first = next((f for s in sorted(subs) for f in sorted(s.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES), None)
     try:
         return first is None or read_image(first).shape[:2] == (SIDE, SIDE)
     except ValueError:
@@ -421,27 +421,3 @@ def _refuse_label_file(file: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- a generated one
-
-
-def make_collection(folder: str | os.PathLike, per_emotion: int = 6, seed: int = 0) -> Path:
-    """Write a small generated collection in CK+'s folder names (anger/, contempt/, ... sadness/, surprise/; no
-    neutral) and return its folder: ``per_emotion`` synthetic 48x48 faces in each, plus three full-size photos in
-    happy/: the astronaut (one real face, smiling: detected and cropped), clutter with no face and a scene with
-    two faces (both skipped and counted). Deterministic for a given ``seed``. NOT real expressions."""
-    import cv2
-
-    from fer_utils.scenes import astronaut_bgr, cluttered_background, make_scene
-    from fer_utils.synthetic import draw_face
-
-    folder = Path(folder)
-    rng = np.random.default_rng(seed)
-    names = {"anger": "angry", "contempt": "neutral", "disgust": "disgust", "fear": "fear", "happy": "happy",
-             "sadness": "sad", "surprise": "surprise"}  # contempt has no synthetic recipe: neutral faces, left out
-    for name, emotion in names.items():
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        for k in range(per_emotion):
-            cv2.imwrite(str(folder / name / f"{name}_{k:03d}.png"), draw_face(EMOTIONS.index(emotion), rng))
-    cv2.imwrite(str(folder / "happy" / "astronaut.jpg"), astronaut_bgr())
-    cv2.imwrite(str(folder / "happy" / "clutter.jpg"), cluttered_background(240, 320, seed))
-    cv2.imwrite(str(folder / "happy" / "two_faces.jpg"), make_scene(2, 240, 320, sizes=(90, 100), seed=seed)[0])
-    return folder

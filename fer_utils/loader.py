@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 MERGED_TEST = "Test"
 N_PIXELS = SIDE * SIDE
 CACHE_VERSION = 1
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
 class FERDataError(ValueError):
@@ -435,7 +435,7 @@ def _load_image_folder(root: Path) -> FERData:
             if name not in EMOTIONS:
                 raise FERDataError(f"{sub}: folder name {sub.name!r} is not an emotion; expected one of {', '.join(EMOTIONS)}.")
             for f in sorted(sub.iterdir()):
-                if f.suffix.lower() not in _IMAGE_SUFFIXES:
+                if f.suffix.lower() not in IMAGE_SUFFIXES:
                     continue
                 img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
                 if img is None:
@@ -487,7 +487,7 @@ def _fingerprint(src: Path) -> str:
     else:
         parts = [str(src.resolve())]
         for p in sorted(src.rglob("*")):
-            if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES:
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
                 st = p.stat()
                 parts.append(f"{p.relative_to(src)}:{st.st_size}:{st.st_mtime_ns}")
     parts.append(f"v{CACHE_VERSION}")

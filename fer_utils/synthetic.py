@@ -216,3 +216,24 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def write_ck_style_collection(folder: str | os.PathLike, per_emotion: int = 6, seed: int = 0) -> Path:
+    """Write a small generated collection in CK+'s folder names (anger/, contempt/, ... sadness/, surprise/; no
+    neutral) and return its folder: ``per_emotion`` synthetic 48x48 faces in each, plus three full-size photos in
+    happy/: the astronaut (one real face, smiling: detected and cropped), clutter with no face and a scene with
+    two faces (both skipped and counted). Deterministic for a given ``seed``. NOT real expressions."""
+    from fer_utils.scenes import astronaut_bgr, cluttered_background, make_scene  # scikit-image: the notebooks' extra
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    names = {"anger": "angry", "contempt": "neutral", "disgust": "disgust", "fear": "fear", "happy": "happy",
+             "sadness": "sad", "surprise": "surprise"}  # contempt has no synthetic recipe: neutral faces, left out
+    for name, emotion in names.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for k in range(per_emotion):
+            cv2.imwrite(str(folder / name / f"{name}_{k:03d}.png"), draw_face(EMOTIONS.index(emotion), rng))
+    cv2.imwrite(str(folder / "happy" / "astronaut.jpg"), astronaut_bgr())
+    cv2.imwrite(str(folder / "happy" / "clutter.jpg"), cluttered_background(240, 320, seed))
+    cv2.imwrite(str(folder / "happy" / "two_faces.jpg"), make_scene(2, 240, 320, sizes=(90, 100), seed=seed)[0])
+    return folder

@@ -12,11 +12,11 @@ import pytest
 from conftest import pixels_text
 from sklearn.metrics import f1_score
 
-from fer_utils.collection import load_faces, make_collection
+from fer_utils.collection import load_faces
 from fer_utils.constants import EMOTIONS
 from fer_utils.loader import FERDataError, load_fer2013
 from fer_utils.scenes import astronaut_bgr, cluttered_background, make_scene
-from fer_utils.synthetic import draw_face, load_or_synthesize
+from fer_utils.synthetic import draw_face, load_or_synthesize, write_ck_style_collection
 
 # each dataset's numeric order, written out here from its documentation rather than taken from the code under test
 RAFDB = {1: "surprise", 2: "fear", 3: "disgust", 4: "happy", 5: "sad", 6: "angry", 7: "neutral"}
@@ -289,7 +289,7 @@ SPLITS3 = ("Training", "PublicTest", "PrivateTest")
 
 
 def test_load_or_synthesize_routes_a_given_collection(tmp_path):
-    root = make_collection(tmp_path / "ck", per_emotion=2)
+    root = write_ck_style_collection(tmp_path / "ck", per_emotion=2)
     data = load_or_synthesize(root)
     assert data.notes["collection"]["left_out"] == {"contempt": 2}
     assert data.notes["collection"]["skipped"] == {"no face": 1, "several faces": 1, "unreadable": 0}
@@ -301,7 +301,7 @@ def test_evaluate_command_reports_on_a_collection(tmp_path, tiny_model_path, cap
     from fer_utils.__main__ import main
     from fer_utils.models import load_model
 
-    root = make_collection(tmp_path / "ck", per_emotion=3)
+    root = write_ck_style_collection(tmp_path / "ck", per_emotion=3)
     skipped = tmp_path / "skipped.csv"
     assert main(["evaluate", "--model", str(tiny_model_path), "--data", str(root), "--json",
                  "--report-skipped", str(skipped)]) == 0
