@@ -34,7 +34,9 @@ def training_command(info: dict, out: str) -> str:
     it was trained on, by that folder's name, where it was."""
     recipe = Recipe.from_dict(shown_recipe(info["recipe"]))
     d = info.get("data") or {}
-    return recipe.command(data=shlex.quote(d["source"]), out=out) if d.get("collection") else recipe.command(out=out)
+    if d.get("collection"):
+        return recipe.command(data=shlex.quote(d["source"]), out=out, collection=True)
+    return recipe.command(out=out)
 
 
 def shown_recipe(recipe: dict) -> dict:

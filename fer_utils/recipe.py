@@ -90,13 +90,16 @@ class Recipe:
         """Every field as JSON-ready plain values."""
         return dataclasses.asdict(self)
 
-    def command(self, data: str = '"$FER2013_PATH"', out: str = "OUT.keras") -> str:
-        """The ``python -m fer_utils train`` command that reruns this recipe exactly (every field spelt out)."""
+    def command(self, data: str = '"$FER2013_PATH"', out: str = "OUT.keras", *, collection: bool = False) -> str:
+        """The ``python -m fer_utils train`` command that reruns this recipe exactly (every field that means something
+        spelt out; the hold-out's fields only for a ``collection`` of faces, as FER2013 has PublicTest)."""
         args = ["python", "-m", "fer_utils", "train", "--data", "DATA", "--out", out]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in ("teacher_weight", "distill", "mixup") and self.teacher is None:
                 continue  # means nothing without a teacher
+            if f.name in ("holdout", "group_by") and not collection:
+                continue
             flag = "--" + f.name.replace("_", "-")
             if isinstance(value, bool):
                 args += [flag] if value else []

@@ -3,9 +3,10 @@
 Train on Training, select the epoch on PublicTest, never look at PrivateTest. A labelled collection of your own faces
 (:func:`fer_utils.collection.load_faces`) has no PublicTest: a seeded hold-out of its faces, stratified by emotion and
 optionally grouped by person, chooses the epoch instead (the model's card then reports on it before and after
-fine-tuning: :func:`fer_utils.card.write_card`). The checkpoint folder ``<out>.ckpt/`` holds the last epoch (with optimizer state) and the best one so far; rerunning the same command
-resumes from it, in this session or a later one. When training ends the best epoch is saved to ``out`` in
-float32 with its training record, and the checkpoint folder is removed.
+fine-tuning: :func:`fer_utils.card.write_card`). The checkpoint folder ``<out>.ckpt/`` holds the last epoch (with
+optimizer state) and the best one so far; rerunning the same command resumes from it, in this session or a later
+one (in another clone, from the file :func:`write_resume` makes). When training ends the best epoch is saved to
+``out`` in float32 with its training record, and the checkpoint folder is removed.
 
 Every choice of a run is one field of :class:`Recipe`: ``train``'s keywords, the command line's flags and the
 cards' commands are all made from it. Training runs on any Keras backend (``KERAS_BACKEND=jax`` on a GPU needs no

@@ -65,6 +65,13 @@ def test_holdout_needs_faces_of_every_emotion_on_both_sides():
         holdout_mask(emotions, 0.2, groups=people(files, r"person(\d+)"))
 
 
+def test_only_a_collections_command_spells_the_holdout():
+    from fer_utils.recipe import Recipe
+
+    assert "--holdout" not in Recipe().command()  # FER2013 chooses the epoch on PublicTest
+    assert "--holdout 0.2 --group-by 'p(\\d)'" in Recipe(group_by=r"p(\d)").command(collection=True)
+
+
 def test_fine_tuning_takes_the_network_from_the_model_it_starts_from():
     recorded = read_info(VGG8)["recipe"]
     recipe = fine_tuning(VGG8, group_by="x")
