@@ -42,21 +42,21 @@ def cmd_train(args) -> int:
     from fer_utils.litert import litert_path
     from fer_utils.recipe import fine_tuning
     from fer_utils.shipped import check_model_file
-    from fer_utils.training import is_collection, train
+    from fer_utils.training import train
 
     if args.init:
         check_model_file(args.init)  # before the data, as in evaluate
     data = _load_data(args)
     if args.init:  # fine-tuning: the network of the model it starts from and, on a collection, a short schedule
         given = {name: getattr(args, name) for name in args.recipe_flags_given}
-        recipe = fine_tuning(args.init, schedule=None if is_collection(data) else {}, **given)
+        recipe = fine_tuning(args.init, schedule=None if data.collection is not None else {}, **given)
     else:
         recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
     info = train(recipe, data, args.out, verbose=args.verbose)
-    val = "hold-out" if is_collection(data) else "PublicTest"
+    val = "hold-out" if data.collection is not None else "PublicTest"
     print(f"saved {args.out}: {val} accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}, "
           f"{info['train_seconds'] / 60:.1f} min")
-    if is_collection(data):  # the report on the hold-out, before and after: the card measures and keeps it
+    if data.collection is not None:  # the report on the hold-out, before and after: the card measures and keeps it
         card = write_card(args.out, data)
         report = card["fine_tuning"] or {"after": card["results"]["plain"]}
         for when, result in report.items():
@@ -107,7 +107,7 @@ def cmd_evaluate(args) -> int:
 
     model = load_model(args.model)  # before the data: a wrong model path fails at once, not after loading FER2013
     data = _load_data(args)
-    split = args.split or (None if "collection" in data.notes else "PublicTest")
+    split = args.split or (None if data.collection is not None else "PublicTest")
     if args.corruptions:
         return _print_corruptions(args, model, data, split)
     result = evaluate(model, data, split, tta=args.tta or False) | {"model": args.model}

@@ -92,6 +92,14 @@ def provenance(info: dict) -> str:
     return text
 
 
+def training_speed(info: dict) -> float | None:
+    """Training faces a second over a whole run (the epochs' own seconds, evaluation on the validation split
+    included), from a training record; None for an ensemble or a record without per-epoch times."""
+    seconds = (info.get("history") or {}).get("seconds")
+    n = (info.get("data") or {}).get("n_train")
+    return n * len(seconds) / sum(seconds) if seconds and n else None
+
+
 def training_records(model_path: str | os.PathLike) -> dict[str, dict]:
     """The training records (:func:`fer_utils.models.read_info`) with a per-epoch history, by file name: the model's
     own, or for an ensemble (which has none) those of its members found beside it."""
@@ -130,6 +138,7 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str | None =
         if info.get("recipe") else None,
         "machine": info.get("machine"),
         "train_seconds": info.get("train_seconds"),
+        "train_faces_per_second": training_speed(info),
         "precision_epochs": info.get("precision_epochs"),
         "best_epoch": info.get("best_epoch"),
         "members": info.get("members"),
@@ -160,7 +169,7 @@ def _before_after(info: dict, data: FERData, split: str, after: dict) -> dict | 
 def _scored(info: dict, data: FERData, split: str | None, name: str) -> tuple[str, FERData]:
     """The split a card reports on and the data that has it: ``split`` (default PublicTest); on a collection of faces,
     the hold-out the model's record names, relabelled :data:`HOLDOUT`."""
-    if "collection" not in data.notes or split is not None:
+    if data.collection is None or split is not None:
         return split or "PublicTest", data
     held = (info.get("data") or {}).get("holdout_files")
     if held is None:
@@ -246,9 +255,11 @@ def _fine_tuning_lines(report: dict) -> list[str]:
 
 
 def _recipe_lines(card: dict) -> list[str]:
+    speed = card.get("train_faces_per_second")
+    speed = f", {speed:.0f} faces/s" if speed else ""
     lines = [f"- Recipe: `{json.dumps(card['recipe'])}`", f"- Command: `{card['command']}`",
-             f"- Training time on {machine_text(card.get('machine'))}: {card['train_seconds'] / 60:.1f} min; "
-             f"best epoch {card['best_epoch']}."]
+             f"- Training time on {machine_text(card.get('machine'))}: {card['train_seconds'] / 60:.1f} min "
+             f"({card['train_seconds'] / 3600:.2f} CPU-hours){speed}; best epoch {card['best_epoch']}."]
     if len(card.get("precision_epochs") or {}) > 1:  # resumed on a machine of another kind
         epochs = ", ".join(f"{n} in {p}" for p, n in card["precision_epochs"].items())
         lines.append(f"- Epochs by precision: {epochs} (the run moved between machines).")
@@ -264,7 +275,8 @@ def _member_lines(card: dict) -> list[str]:
     members = ", ".join(f"`{m}`" for m in card["members"] or [])
     return [f"- Ensemble: the average of the probabilities of {members} (their cards give their recipes), one file "
             "and one call; made with `python -m fer_utils ensemble`.",
-            f"- Training time: {card['train_seconds'] / 60:.1f} min for all members (on {machine_text(card.get('machine'))})."]
+            f"- Training time: {card['train_seconds'] / 60:.1f} min ({card['train_seconds'] / 3600:.2f} CPU-hours) for "
+            f"all members (on {machine_text(card.get('machine'))})."]
 
 
 def reproduce(models_dir: str | os.PathLike, data: FERData, out_dir: str | os.PathLike) -> list[dict]:

@@ -86,7 +86,7 @@ def load_faces(path: str | os.PathLike, labels: str | os.PathLike | None = None,
         detector: finds the face in images that are not 48x48 gray faces (a name or a Detector, as the recognizer).
         report_skipped: a CSV file to write the skipped images to (``file,reason``).
 
-    ``notes["collection"]`` says the folder, the convention, and what was left out and skipped.
+    ``data.collection`` says the folder, the convention, and what was left out and skipped.
     """
     if convention is not None and convention not in CONVENTIONS:
         raise ValueError(f"convention {convention!r} is unknown; expected one of {list(CONVENTIONS)}")
@@ -147,7 +147,7 @@ def _faces(root: Path, named: list[tuple[Path, str]], info: dict, detector: str 
 
 
 def summary(info: dict) -> str:
-    """One line of what a collection left out and skipped, from ``data.notes["collection"]``."""
+    """One line of what a collection left out and skipped, from ``data.collection``."""
     out = ", ".join(f"{n} {label}" for label, n in sorted(info["left_out"].items()))
     skipped = {r: n for r, n in info["skipped"].items() if n}
     line = f"left out {out or 'nothing'}; "

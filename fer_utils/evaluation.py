@@ -131,7 +131,7 @@ def evaluate(model: keras.Model, data: FERData, split: str | None = "PublicTest"
     part = data if split is None else data.split(split)
     if (part.emotions < 0).any():
         raise ValueError(f"split {split!r} of {data.source} has faces without an emotion; it cannot be scored")
-    collection = data.notes.get("collection")
+    collection = data.collection
     proba = predict_proba(model, part.images, tta=tta)
     _, low, high = accuracy_ci(part.emotions, proba)
     result = score(part.emotions, proba, labels=np.unique(part.emotions) if collection else None)

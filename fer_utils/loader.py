@@ -96,6 +96,12 @@ class FERData:
         return self.notes.get("origin") or {"source": Path(self.source).name, "sha256": file_sha256(self.source)}
 
     @property
+    def collection(self) -> dict | None:
+        """For a labelled face collection (:func:`fer_utils.collection.load_faces`): what it left out and skipped;
+        None for FER2013 and the synthetic default."""
+        return self.notes.get("collection")
+
+    @property
     def label(self) -> str:
         """How to name this data in titles: says SYNTHETIC for the embedded default."""
         return "SYNTHETIC embedded default (not FER2013)" if self.synthetic else Path(self.source).name

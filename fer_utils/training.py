@@ -69,12 +69,6 @@ def machine() -> dict:
             "devices": max(len(devices), 1)}
 
 
-def is_collection(data: FERData) -> bool:
-    """Whether ``data`` is a labelled collection of faces (:func:`fer_utils.collection.load_faces`), not FER2013 or
-    the synthetic default."""
-    return "collection" in data.notes
-
-
 def validation_split(data: FERData, seed: int = 0, *, holdout: float = 0.2,
                      group_by: str | None = None) -> tuple[FERData, FERData]:
     """(train, validation): Training and PublicTest. For a labelled face collection, its train/ and test/ folders
@@ -86,7 +80,7 @@ def validation_split(data: FERData, seed: int = 0, *, holdout: float = 0.2,
                          "to a collection of your own faces (--data FOLDER)")
     if "PublicTest" in data.split_names:
         return data.split("Training"), data.split("PublicTest")
-    if is_collection(data):
+    if data.collection is not None:
         present = np.unique(data.emotions[data.emotions >= 0])
         if len(present) < 2:
             raise ValueError(f"{data.label} has faces of one emotion only ({', '.join(EMOTIONS[e] for e in present)}): "
@@ -198,7 +192,7 @@ def train(model: str | Recipe, data: FERData, out: str | os.PathLike, *, verbose
         raise ValueError(f"data from {data.label} has no Training rows to learn from")
     if (train_part.emotions < 0).any():
         raise ValueError("Training rows without an emotion (the challenge's test.csv) cannot be trained on")
-    val_name = "hold-out" if is_collection(data) else "PublicTest"
+    val_name = "hold-out" if data.collection is not None else "PublicTest"
     start = load_model(recipe.init) if recipe.init else None
     ckpt = Path(str(out) + ".ckpt")
     state = _read_state(ckpt, recipe)
@@ -292,7 +286,7 @@ def train(model: str | Recipe, data: FERData, out: str | os.PathLike, *, verbose
         "flops": count_flops(final),
         "data": data_record(data) | {"n_train": len(train_part), "n_val": len(val_part)},
     }
-    if is_collection(data):
+    if data.collection is not None:
         info["data"]["holdout_files"] = val_part.files.tolist()  # the card scores the same faces
     save_model(final, out, info)
     shutil.rmtree(ckpt, ignore_errors=True)
@@ -305,8 +299,8 @@ def data_record(data: FERData) -> dict:
     collection of faces also how it was labelled, what it left out and skipped, and whether it was generated
     (:func:`fer_utils.synthetic.write_shifted_collection`) rather than real faces."""
     record = data.origin | {"synthetic": data.synthetic}
-    if is_collection(data):
-        c = data.notes["collection"]
+    if data.collection is not None:
+        c = data.collection
         record["collection"] = {"convention": c.get("convention"), "left_out": c.get("left_out"),
                                 "skipped": c.get("skipped"), "generated": (Path(c["root"]) / GENERATED_MARKER).is_file()}
     return record
@@ -316,7 +310,7 @@ def _val_split_text(data: FERData, recipe: Recipe) -> str:
     """What chose the epoch, in words that follow "chosen on"."""
     if "PublicTest" in data.split_names:
         return "PublicTest"
-    if not is_collection(data):
+    if data.collection is None:
         return "10% of Training"
     if {"Training", "Test"} <= set(data.split_names):
         return "the collection's test/ folder"

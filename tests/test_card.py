@@ -7,6 +7,8 @@ import json
 import shlex
 from contextlib import redirect_stdout
 
+import pytest
+
 from fer_utils.__main__ import build_parser, main
 from fer_utils.card import reproduce, write_card
 from fer_utils.evaluation import CORRUPTIONS, evaluate
@@ -32,6 +34,9 @@ def test_card_records_figures_and_a_rerunnable_command(tmp_path, synthetic_small
     assert saved["corruptions"]["accuracy"]["clean"] == saved["results"]["plain"]["accuracy"]
     assert "## Robustness" in md and f"{saved['corruptions']['mean']:.4f}" in md
     assert saved["machine"]["backend"] == "tensorflow" and "Keras on tensorflow" in md
+    seconds = read_info(tmp_path / "tiny.keras")["history"]["seconds"]
+    assert saved["train_faces_per_second"] == pytest.approx(2 * saved["data"]["n_train"] / sum(seconds))
+    assert f"{saved['train_faces_per_second']:.0f} faces/s" in md and "CPU-hours" in md
     assert saved["results"]["tta_shift"]["tta"] == "shift" and f"{card['results']['tta_shift']['macro_f1']:.4f}" in md
     argv = shlex.split(card["command"].replace('"$FER2013_PATH"', "data.csv"))[3:]
     args = build_parser().parse_args(argv)

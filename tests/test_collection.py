@@ -60,7 +60,7 @@ def test_emotion_folders_in_every_spelling_at_any_depth(tmp_path, capsys):
     assert {f for f, s in splits.items() if s == "Training"} == {"train/Anger/a.png", "train/S005/disgusted/b.png",
                                                                   "train/fearful/c.png"}
     assert set(data.splits) == {"Training", "Test"}
-    info = data.notes["collection"]
+    info = data.collection
     assert info["left_out"] == {"contempt": 2} and info["convention"] == "folders" and info["root"] == str(tmp_path)
     assert info["skipped"] == {"no face": 0, "several faces": 0, "unreadable": 0}
     assert data.source == str(tmp_path) and data.label == tmp_path.name and not data.synthetic
@@ -78,7 +78,7 @@ def test_the_ck_plus_layouts_once_refused_now_load(tmp_path):
             write(root, f"{name}/S{k:03d}_001.png", face({"anger": "angry", "sadness": "sad"}.get(name, "surprise"), k))
     flat = load_faces(tmp_path / "flat")
     assert sorted(set(labelled(flat).values())) == ["angry", "sad", "surprise"]
-    assert flat.notes["collection"]["left_out"] == {"contempt": 1}
+    assert flat.collection["left_out"] == {"contempt": 1}
     nested = load_faces(tmp_path / "under_train")
     assert set(nested.splits) == {"Training"} and len(nested) == 3
 
@@ -111,7 +111,7 @@ def test_label_files_with_each_code_order(tmp_path, convention, layout):
                           "valence,arousal\n" + "".join(f'{p},0,0,48,48,"1.0,2.0;3.0",{c},0.1,0.2\n' for p, c in rows))
     data = load_faces(tmp_path, labels, convention=None if convention == "names" else convention)
     assert labelled(data) == truth
-    info = data.notes["collection"]
+    info = data.collection
     assert info["convention"] == convention
     expected_left_out = {"contempt": 2, "none": 1, "uncertain": 1, "non-face": 1} if convention == "affectnet" else {}
     assert info["left_out"] == expected_left_out
@@ -136,7 +136,7 @@ def test_numeric_folders_under_a_convention(tmp_path):
         load_faces(tmp_path)
     data = load_faces(tmp_path, convention="affectnet")
     assert labelled(data) == {f"train/{c}/a.png": e for c, e in AFFECTNET.items()}
-    assert data.notes["collection"]["left_out"] == {"contempt": 1}
+    assert data.collection["left_out"] == {"contempt": 1}
 
 
 def test_kdef_and_jaffe_file_names(tmp_path):
@@ -151,7 +151,7 @@ def test_kdef_and_jaffe_file_names(tmp_path):
     data = load_faces(tmp_path)
     assert labelled(data) == ({f"KDEF/AF01/{n}": e for n, e in kdef.items()} | {f"jaffe/{n}": e for n, e in jaffe.items()}
                               | {"happy/BM08HAS.JPG": "happy"})
-    assert data.notes["collection"]["convention"] == "folders+jaffe+kdef"
+    assert data.collection["convention"] == "folders+jaffe+kdef"
     write(tmp_path, "sad/BM09HAS.JPG", face("happy", 41))
     with pytest.raises(FERDataError, match=r"BM09HAS.JPG: mixed conventions: its folder 'sad' says sad, its kdef"):
         load_faces(tmp_path)
@@ -183,7 +183,7 @@ def test_photos_are_cropped_as_the_recognizer_crops_and_the_rest_counted(tmp_pat
         boxes, crops = recognizer.locate(image)
         assert len(boxes) == 1
         np.testing.assert_array_equal(data.images[k], crops[0])
-    assert data.notes["collection"]["skipped"] == {"no face": 1, "several faces": 1, "unreadable": 1}
+    assert data.collection["skipped"] == {"no face": 1, "several faces": 1, "unreadable": 1}
     with open(report) as f:
         assert sorted(csv.reader(f)) == sorted([["file", "reason"], ["neutral/clutter.png", "no face"],
                                                 ["sad/two.png", "several faces"], ["sad/broken.jpg", "unreadable"]])
@@ -193,7 +193,7 @@ def test_one_emotion_and_unlabelled_images_are_counted_warnings(tmp_path, capsys
     write(tmp_path, "happy/a.png", face("happy"))
     write(tmp_path, "b.png", face("sad"))  # in no emotion folder, with no code: left out, counted
     data = load_faces(tmp_path)
-    assert len(data) == 1 and data.notes["collection"]["left_out"] == {"unlabelled": 1}
+    assert len(data) == 1 and data.collection["left_out"] == {"unlabelled": 1}
     printed = capsys.readouterr().out
     assert "1 faces of 1 emotion (folders); left out 1 unlabelled; skipped nothing" in printed
     assert "warning: every face of" in printed and "is happy" in printed
@@ -273,13 +273,13 @@ def test_fer2013_layouts_are_handed_to_load_fer2013(tmp_path):
         data = load_faces(path)
         want = load_fer2013(csv_file)
         np.testing.assert_array_equal(data.images, want.images)
-        assert data.files is None and "collection" not in data.notes and data.split_names == want.split_names
+        assert data.files is None and data.collection is None and data.split_names == want.split_names
     release = tmp_path / "release"
     for k, e in enumerate(("happy", "sad")):
         write(release, f"train/{e}/{k}.png", images[k])
         write(release, f"test/{e}/PublicTest_{k}.png", images[k])
     data = load_faces(release)
-    assert "collection" not in data.notes and data.split_names == ["Training", "PublicTest"]
+    assert data.collection is None and data.split_names == ["Training", "PublicTest"]
     via_default = load_or_synthesize(release)
     np.testing.assert_array_equal(via_default.images, data.images)
     assert load_or_synthesize("synthetic", synthetic_size=20).synthetic
@@ -291,8 +291,8 @@ SPLITS3 = ("Training", "PublicTest", "PrivateTest")
 def test_load_or_synthesize_routes_a_given_collection(tmp_path):
     root = write_ck_style_collection(tmp_path / "ck", per_emotion=2)
     data = load_or_synthesize(root)
-    assert data.notes["collection"]["left_out"] == {"contempt": 2}
-    assert data.notes["collection"]["skipped"] == {"no face": 1, "several faces": 1, "unreadable": 0}
+    assert data.collection["left_out"] == {"contempt": 2}
+    assert data.collection["skipped"] == {"no face": 1, "several faces": 1, "unreadable": 0}
     assert len(data) == 2 * 6 + 1 and "neutral" not in labelled(data).values()
 
 
