@@ -203,9 +203,31 @@ def cmd_card(args) -> int:
 def cmd_ensemble(args) -> int:
     from fer_utils.models import save_ensemble
 
+    if args.compare:
+        return _print_ensembles(args)
+    if args.out is None:
+        raise ValueError("ensemble needs --out (where to save the average, e.g. models/vgg8x2.keras), or --compare to "
+                         "score every average of the members first")
     info = save_ensemble(args.members, args.out)
     print(f"saved {args.out}: the average of {', '.join(info['members'])} ({info['params']:,} parameters, "
           f"{info['flops'] / 1e6:.0f} MFLOPs per face)")
+    return 0
+
+
+def _print_ensembles(args) -> int:
+    import pandas as pd
+
+    from fer_utils.evaluation import compare_ensembles
+    from fer_utils.shipped import check_model_file
+
+    members = {Path(m).stem: check_model_file(m) for m in args.members}  # before the data, as in evaluate
+    data = _load_data(args)
+    table = compare_ensembles(members, data, args.split, tta=args.tta or False)
+    print(f"every average of {len(members)} models on {args.split} of {data.label} (n={len(data.split(args.split))}"
+          f"{f', {args.tta} TTA' if args.tta else ''}):")
+    with pd.option_context("display.width", 200, "display.max_colwidth", 80):
+        print(table.drop(columns="n").round({"MFLOPs": 0, "train_hours": 2, "accuracy": 4, "macro_f1": 4,
+                                             "disgust_recall": 3}).to_string())
     return 0
 
 
@@ -324,7 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ensemble", help="average saved models into one .keras model (then `card` it)")
     s.add_argument("members", nargs="+", metavar="MODEL", help="two or more .keras models")
-    s.add_argument("--out", required=True, help="where to save, e.g. models/vgg8_lenet.keras")
+    s.add_argument("--out", help="where to save, e.g. models/vgg8_lenet.keras")
+    s.add_argument("--compare", action="store_true", help="save nothing: score each member and every average of two "
+                   "or more on --split of --data (accuracy, macro-F1, MFLOPs, training hours), to choose one")
+    s.add_argument("--data", help=DATA_HELP)
+    s.add_argument("--split", default="PublicTest", choices=["Training", "PublicTest", "PrivateTest"])
+    s.add_argument("--tta", nargs="?", const="flip", choices=["flip", "shift"], help="as for evaluate")
     s.set_defaults(func=cmd_ensemble)
 
     s = sub.add_parser("export", help="write a .keras model's .tflite, which the recognizer runs (train, "

@@ -369,6 +369,35 @@ def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool | str 
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
+def compare_ensembles(members: dict[str, str | Path], data: FERData, split: str = "PublicTest", *,
+                      tta: bool | str = False) -> pd.DataFrame:
+    """Which average of ``members`` (name -> saved model) pays: one row per subset of them (each alone, then every
+    average of two or more, as ``python -m fer_utils ensemble`` would save it), with its accuracy, macro-F1 and
+    disgust recall on ``split``, its MFLOPs per face and the hours its members took to train (their records).
+    Each member predicts once; a subset's probabilities are the mean of its members'."""
+    from itertools import combinations
+
+    from fer_utils.models import count_flops, load_model, read_info
+
+    part = data.split(split)
+    proba, flops, hours = {}, {}, {}
+    for name, path in members.items():
+        model = load_model(path)
+        proba[name] = predict_proba(model, part.images, tta=tta)
+        flops[name] = count_flops(model) / 1e6
+        hours[name] = (read_info(path).get("train_seconds") or np.nan) / 3600
+    rows = []
+    for k in range(1, len(members) + 1):
+        for subset in combinations(members, k):
+            mean = np.mean([proba[m] for m in subset], axis=0)
+            s = score(part.emotions, mean)
+            rows.append({"members": " + ".join(subset), "n_members": k, "MFLOPs": sum(flops[m] for m in subset),
+                         "train_hours": sum(hours[m] for m in subset), "accuracy": s["accuracy"],
+                         "macro_f1": s["macro_f1"], "disgust_recall": s["per_emotion"]["disgust"]["recall"],
+                         "n": s["n"]})
+    return pd.DataFrame(rows).set_index("members")
+
+
 def sample_per_emotion(emotions: np.ndarray, per_emotion: int = 1, seed: int = 0) -> np.ndarray:
     """Indices of up to ``per_emotion`` random faces of each emotion, ordered round by round (one of each, then
     the next), so a grid with 7 columns has one emotion per column when every emotion has enough faces."""

@@ -184,6 +184,38 @@ def test_compare_models_matches_evaluate(tmp_path):
     assert row["n"] == expected["n"] and row["params"] == model.count_params()
 
 
+def test_compare_ensembles_scores_each_average_as_the_saved_ensemble_would(tmp_path, capsys):
+    from fer_utils.__main__ import main
+    from fer_utils.models import load_model, save_ensemble
+
+    def fixed(seed: int) -> keras.Model:  # weights from numpy's seeded generator: the same answers on every machine
+        model = keras.Sequential([keras.Input((48, 48)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                                  keras.layers.Dense(7, activation="softmax")])
+        model.set_weights([np.random.default_rng(seed).normal(0, 0.05, (48 * 48, 7)), np.zeros(7)])
+        return model
+
+    data = make_synthetic(600, seed=3)
+    paths = {f"m{i}": save_model(fixed(i), tmp_path / f"m{i}.keras", litert=False) for i in range(3)}
+    table = ev.compare_ensembles(paths, data, "PublicTest", tta="flip")
+    assert list(table.index) == ["m0", "m1", "m2", "m0 + m1", "m0 + m2", "m1 + m2", "m0 + m1 + m2"]
+    assert table["n_members"].tolist() == [1, 1, 1, 2, 2, 2, 3]
+    alone = ev.evaluate(load_model(paths["m1"]), data, "PublicTest", tta="flip")
+    assert table.loc["m1", "accuracy"] == pytest.approx(alone["accuracy"])
+    save_ensemble([paths["m1"], paths["m2"]], tmp_path / "pair.keras")
+    pair = ev.evaluate(load_model(tmp_path / "pair.keras"), data, "PublicTest", tta="flip")
+    # the members differ, and their average differs from both (0.141 against 0.070 and 0.183)
+    assert pair["accuracy"] not in (table.loc["m1", "accuracy"], table.loc["m2", "accuracy"])
+    assert table.loc["m1 + m2", "accuracy"] == pytest.approx(pair["accuracy"])
+    assert table.loc["m1 + m2", "macro_f1"] == pytest.approx(pair["macro_f1"])
+    assert table.loc["m0 + m1 + m2", "MFLOPs"] == pytest.approx(3 * table.loc["m0", "MFLOPs"])
+    capsys.readouterr()
+    assert main(["ensemble", *map(str, paths.values()), "--compare", "--data", "synthetic"]) == 0
+    printed = capsys.readouterr().out
+    assert "every average of 3 models on PublicTest" in printed and "m0 + m1 + m2" in printed
+    assert main(["ensemble", *map(str, paths.values())]) == 2  # neither --out nor --compare
+    assert "--out" in capsys.readouterr().err
+
+
 def test_comparing_several_models_shows_no_tensorflow_warnings(tmp_path):
     """Notebook 03 compares every shipped model: each predicts with its own graph, which TensorFlow would report as
     "tf.function retracing" in a red block."""
