@@ -258,8 +258,8 @@ def _recipe_lines(card: dict) -> list[str]:
     speed = card.get("train_faces_per_second")
     speed = f", {speed:.0f} faces/s" if speed else ""
     lines = [f"- Recipe: `{json.dumps(card['recipe'])}`", f"- Command: `{card['command']}`",
-             f"- Training time on {machine_text(card.get('machine'))}: {card['train_seconds'] / 60:.1f} min "
-             f"({card['train_seconds'] / 3600:.2f} CPU-hours){speed}; best epoch {card['best_epoch']}."]
+             f"- Training time on {machine_text(card.get('machine'))}: {_duration(card['train_seconds'])}{speed}; "
+             f"best epoch {card['best_epoch']}."]
     if len(card.get("precision_epochs") or {}) > 1:  # resumed on a machine of another kind
         epochs = ", ".join(f"{n} in {p}" for p, n in card["precision_epochs"].items())
         lines.append(f"- Epochs by precision: {epochs} (the run moved between machines).")
@@ -275,8 +275,11 @@ def _member_lines(card: dict) -> list[str]:
     members = ", ".join(f"`{m}`" for m in card["members"] or [])
     return [f"- Ensemble: the average of the probabilities of {members} (their cards give their recipes), one file "
             "and one call; made with `python -m fer_utils ensemble`.",
-            f"- Training time: {card['train_seconds'] / 60:.1f} min ({card['train_seconds'] / 3600:.2f} CPU-hours) for "
-            f"all members (on {machine_text(card.get('machine'))})."]
+            f"- Training time: {_duration(card['train_seconds'])} for all members (on {machine_text(card.get('machine'))})."]
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min ({seconds / 3600:.2f} CPU-hours)"
 
 
 def reproduce(models_dir: str | os.PathLike, data: FERData, out_dir: str | os.PathLike) -> list[dict]:
