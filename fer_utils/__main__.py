@@ -206,7 +206,7 @@ def cmd_ensemble(args) -> int:
     if args.compare:
         return _print_ensembles(args)
     if args.out is None:
-        raise ValueError("ensemble needs --out (where to save the average, e.g. models/vgg8x2.keras), or --compare to "
+        raise ValueError("ensemble needs --out (where to save the average, e.g. models/vgg8x2_resnet.keras), or --compare to "
                          "score every average of the members first")
     info = save_ensemble(args.members, args.out)
     print(f"saved {args.out}: the average of {', '.join(info['members'])} ({info['params']:,} parameters, "

@@ -38,7 +38,7 @@ def read_info(path: str | os.PathLike) -> dict:
 # The networks a wheel carries, best first: the photos' and videos' default, then the live webcam's. pyproject.toml's
 # package-data lists the same files; with no cards in an installed package, these names stand in for the cards'
 # ranking (tests/test_shipped.py checks that they agree with default_model_path() and live_model_path() in a clone).
-DEFAULT_NETWORK, LIVE_NETWORK = "vgg8x2", "vgg8"
+DEFAULT_NETWORK, LIVE_NETWORK = "vgg8x2_resnet", "vgg8"
 PACKAGED = (DEFAULT_NETWORK, LIVE_NETWORK)
 
 

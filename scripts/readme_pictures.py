@@ -5,7 +5,7 @@
 - ``docs/images/confusion.png``: the flagship's row-normalised PublicTest confusion matrix, drawn from its card
   (``models/<name>.json``: aggregate counts, measured by ``python -m fer_utils card``).
 
-    .venv/bin/python scripts/readme_pictures.py [--model models/vgg8x2.json] [--out docs/images]
+    .venv/bin/python scripts/readme_pictures.py [--model CARD] [--out docs/images]
 
 The panel picture needs Debian's Chromium (``apt-get install chromium``) and the workbook's packages; without
 Chromium only the confusion matrix is made.
@@ -22,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # lab_harness: JupyterLab and Chromium, shared with the browser test
+
+from fer_utils.shipped import default_model_path  # noqa: E402  (reads cards only: no Keras)
 
 
 def confusion_figure(card_path: Path):
@@ -76,7 +78,8 @@ def panel_picture(out: Path, seconds: float = 4.0) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=ROOT / "models" / "vgg8x2.json", help="the card to draw")
+    p.add_argument("--model", type=Path, default=default_model_path().with_suffix(".json"),
+                   help="the card to draw (default: the flagship's)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

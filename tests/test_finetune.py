@@ -80,7 +80,7 @@ def test_fine_tuning_takes_the_network_from_the_model_it_starts_from():
     assert fine_tuning(VGG8, epochs=30, schedule={}).learning_rate == 2e-3  # FER2013: the default schedule
     assert fine_tuning(VGG8, model="lenet").model_kwargs == {}  # another network: none of vgg8's settings
     with pytest.raises(ValueError, match="records no recipe"):
-        fine_tuning(PROJECT_ROOT / "models" / "vgg8x2.keras")  # an ensemble
+        fine_tuning(PROJECT_ROOT / "models" / "vgg8x2_resnet.keras")  # an ensemble
     args = build_parser().parse_args(["train", "--out", "o.keras", "--init", "m.keras", "--epochs", "30",
                                       "--mixed-precision"])
     assert args.recipe_flags_given == {"init", "epochs", "mixed_precision"} and args.epochs == 30  # even a default

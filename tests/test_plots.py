@@ -214,11 +214,12 @@ def test_the_readme_confusion_picture_is_remade_from_the_flagship_card(tmp_path)
     import matplotlib.image
 
     from fer_utils.constants import PROJECT_ROOT
+    from fer_utils.shipped import default_model_path
 
     spec = importlib.util.spec_from_file_location("readme_pictures", PROJECT_ROOT / "scripts" / "readme_pictures.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    card = PROJECT_ROOT / "models" / "vgg8x2.json"
+    card = default_model_path().with_suffix(".json")
     assert matplotlib.image.imread(script.confusion_picture(card, tmp_path / "confusion.png")).shape[0] > 300
     ax = script.confusion_figure(card).axes[0]
     result = json.loads(card.read_text())["results"]["tta_shift"]
