@@ -16,8 +16,6 @@ the student alone. The step is Keras' own, customised through ``call`` and ``com
 
 from __future__ import annotations
 
-import numpy as np
-
 from fer_utils.constants import SIDE
 from fer_utils.litert import quiet_native_logs
 
@@ -46,7 +44,7 @@ class Distiller(keras.Model):
         names = [layer.name for layer in student.layers]
         cut = student.get_layer("augmentation" if "augmentation" in names else "scale").output
         self.front, self.back = keras.Model(student.input, cut), keras.Model(cut, student.output)
-        self.teacher_weight, self.mixup, self.seed = teacher_weight, mixup, seed
+        self.teacher_weight, self.mixup = teacher_weight, mixup
         self.mixing = keras.random.SeedGenerator(seed)
         self.built = True  # every layer is built already
 
@@ -87,16 +85,6 @@ class Distiller(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # training accuracy: the student's answer on the view against the label of the face that is most of it
         return super().compute_metrics(x, y, y_pred["student"] if isinstance(y_pred, dict) else y_pred, sample_weight)
-
-    def fit(self, *args, initial_epoch: int = 0, **kwargs):
-        """``keras.Model.fit``, with every random draw (augmentation, dropout, mixup) restarted from (seed,
-        ``initial_epoch``): a .keras checkpoint keeps no random state, and so a run resumed from one, one epoch per
-        call, sees the same views as an unbroken one."""
-        states = [v for v in self.non_trainable_variables if v.name == "seed_generator_state"]
-        for i, state in enumerate(states):
-            start = np.random.default_rng([self.seed, initial_epoch, i]).integers(2**31)
-            state.assign(ops.convert_to_tensor([start, 0], dtype=state.dtype))
-        return super().fit(*args, initial_epoch=initial_epoch, **kwargs)
 
 
 def in_global_policy(model: keras.Model) -> keras.Model:

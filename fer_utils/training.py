@@ -236,8 +236,10 @@ def train(model: str | Recipe, data: FERData, out: str | os.PathLike, *, verbose
         trainer = net if recipe.distill == "precomputed" else distiller(
             net, load_model(recipe.teacher), teacher_weight=recipe.teacher_weight, mixup=recipe.mixup, seed=recipe.seed)
         for epoch in range(state["epoch"], recipe.epochs):
-            # the order depends only on (seed, epoch), so a resumed run sees the same batches as an unbroken one
+            # the order and the draws depend only on (seed, epoch), so a resumed run sees the same batches as an
+            # unbroken one, augmented alike
             order = np.random.default_rng([recipe.seed, epoch]).permutation(len(train_part))
+            restart_draws(trainer, recipe.seed, epoch)
             t0 = time.perf_counter()
             h = trainer.fit(
                 train_part.images[order], y_train[order], batch_size=recipe.batch_size, epochs=epoch + 1,
@@ -292,6 +294,16 @@ def train(model: str | Recipe, data: FERData, out: str | os.PathLike, *, verbose
     shutil.rmtree(ckpt, ignore_errors=True)
     resume_path(out).unlink(missing_ok=True)  # the run has ended: its carried-over state goes with its checkpoint
     return info
+
+
+def restart_draws(model: keras.Model, seed: int, epoch: int) -> None:
+    """Restart every random draw of ``model`` (augmentation, dropout, mixup) from (``seed``, ``epoch``): a ``.keras``
+    checkpoint keeps no random state, so without this a run resumed from one would draw differently from an unbroken
+    one."""
+    states = [v for v in model.non_trainable_variables if v.name == "seed_generator_state"]
+    for i, state in enumerate(states):
+        start = np.random.default_rng([seed, epoch, i]).integers(2**31)
+        state.assign(keras.ops.convert_to_tensor([start, 0], dtype=state.dtype))
 
 
 def data_record(data: FERData) -> dict:

@@ -13,8 +13,8 @@ import sys
 import keras
 import numpy as np
 import pytest
+from conftest import train_broken_and_unbroken
 
-import fer_utils.training as training
 from fer_utils.__main__ import build_parser
 from fer_utils.distill import distiller, in_global_policy
 from fer_utils.models import build_ensemble, build_model, load_model, read_info, save_model, walk_layers
@@ -87,21 +87,7 @@ def test_a_consistent_run_resumes_like_an_unbroken_one_and_saves_a_plain_student
     save_model(_teacher(), tmp_path / "teacher.keras", litert=False)
     recipe = Recipe(model="vgg", model_kwargs=TINY, epochs=2, batch_size=32, teacher=str(tmp_path / "teacher.keras"),
                     distill="consistent", mixup=0.4, teacher_weight=0.8)
-    unbroken = training.train(recipe, data, tmp_path / "a.keras", verbose=0)
-
-    real_write = training.write_atomic
-
-    def write_then_die(path, text):  # the machine stops right after the first epoch's checkpoint
-        real_write(path, text)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "write_atomic", write_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        training.train(recipe, data, tmp_path / "b.keras", verbose=0)
-    monkeypatch.setattr(training, "write_atomic", real_write)
-    assert json.loads((tmp_path / "b.keras.ckpt" / "state.json").read_text())["epoch"] == 1
-    resumed = training.train(recipe, data, tmp_path / "b.keras", verbose=0)
-
+    unbroken, resumed = train_broken_and_unbroken(recipe, data, tmp_path, monkeypatch)
     a, b = load_model(tmp_path / "a.keras"), load_model(tmp_path / "b.keras")
     assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
     for k in ("loss", "accuracy", "val_accuracy"):  # the same augmentation, dropout and mixup draws after resuming

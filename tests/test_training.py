@@ -14,10 +14,12 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from conftest import train_broken_and_unbroken
 
 from fer_utils.card import write_card
 from fer_utils.evaluation import evaluate, predict_proba
 from fer_utils.models import build_model, count_flops, load_model, read_info, save_model
+from fer_utils.recipe import Recipe
 from fer_utils.synthetic import make_synthetic
 from fer_utils.training import class_weights, train
 
@@ -115,6 +117,18 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     info = read_info(out)
     assert len(info["history"]["val_accuracy"]) == 25
     assert keras.models.load_model(out, safe_mode=True) is not None
+
+
+def test_a_resumed_run_draws_like_an_unbroken_one(tmp_path, monkeypatch):
+    """Augmentation (random erasing included) and dropout draw from (seed, epoch), not from state a checkpoint
+    loses: stopped after its first epoch and rerun, a run ends with the very weights of an unbroken one."""
+    recipe = Recipe(model="vgg", model_kwargs={"filters": [4, 8], "units": [16], "erasing": 0.5}, epochs=2,
+                    batch_size=32)
+    unbroken, resumed = train_broken_and_unbroken(recipe, make_synthetic(200, seed=0), tmp_path, monkeypatch)
+    for k in ("loss", "accuracy", "val_accuracy"):
+        assert resumed["history"][k] == unbroken["history"][k], k
+    a, b = load_model(tmp_path / "a.keras"), load_model(tmp_path / "b.keras")
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
 
 
 def test_mixed_precision_warns_on_a_cpu_without_bf16(tmp_path, monkeypatch):
