@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from fer_utils.shipped import default_model_path  # reads cards only: no Keras
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # lab_harness: JupyterLab and Chromium, shared with the browser test
-
-from fer_utils.shipped import default_model_path  # noqa: E402  (reads cards only: no Keras)
 
 
 def confusion_figure(card_path: Path):
