@@ -38,13 +38,14 @@ def read_info(path: str | os.PathLike) -> dict:
 # The networks a wheel carries, best first: the photos' and videos' default, then the live webcam's. pyproject.toml's
 # package-data lists the same files; with no cards in an installed package, these names stand in for the cards'
 # ranking (tests/test_shipped.py checks that they agree with default_model_path() and live_model_path() in a clone).
-DEFAULT_NETWORK, LIVE_NETWORK = "vgg8x2_resnet", "vgg8"
+DEFAULT_NETWORK, LIVE_NETWORK = "vgg8x2_resnet", "vgg8_distilled"
 PACKAGED = (DEFAULT_NETWORK, LIVE_NETWORK)
 
 
 def shipped_models() -> dict[str, Path]:
-    """The trained models by name, best first: the ``.keras`` files in ``models/`` by the PublicTest accuracy of
-    their cards; where there are none (an installed package has no ``models/``), the ``.tflite`` networks it carries."""
+    """The trained models by name, best first: the ``.keras`` files in ``models/`` by their cards' PublicTest
+    accuracy with flip and shift TTA (the README's headline column); where there are none (an installed package has
+    no ``models/``), the ``.tflite`` networks it carries."""
     found = {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.keras")) if not p.name.startswith(".")}
     if not found:
         packaged = {name: NETWORKS_DIR / f"{name}.tflite" for name in PACKAGED}
@@ -55,7 +56,9 @@ def shipped_models() -> dict[str, Path]:
 def _card_accuracy(path: Path) -> float:
     card = path.with_suffix(".json")
     try:
-        return float(json.loads(card.read_text())["results"]["plain"]["accuracy"])
+        # not plain accuracy: a single network selected on PublicTest can edge past an ensemble there by a few faces
+        # (vgg8_distilled 0.6860 vs vgg8x2_resnet 0.6832) while behind it on macro-F1 and with every TTA
+        return float(json.loads(card.read_text())["results"]["tta_shift"]["accuracy"])
     except (OSError, ValueError, KeyError, TypeError):  # no card yet, or not one of ours: after the carded ones
         return -1.0
 
