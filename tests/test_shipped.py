@@ -79,7 +79,6 @@ def test_the_packaged_networks_are_what_the_cards_choose_and_what_the_wheel_carr
     assert all((NETWORKS_DIR / f"{name}.tflite").is_file() for name in PACKAGED)
 
 
-
 def test_shipped_models_rank_by_the_cards_flip_and_shift_accuracy(tmp_path, monkeypatch):
     """Best first by the README's headline column: a network ahead on plain accuracy alone comes after an ensemble
     ahead with TTA, as vgg8_distilled does after vgg8x2_resnet; a model without a card comes last."""
@@ -90,6 +89,7 @@ def test_shipped_models_rank_by_the_cards_flip_and_shift_accuracy(tmp_path, monk
     (tmp_path / "uncarded.keras").write_bytes(b"")
     monkeypatch.setattr("fer_utils.shipped.SHIPPED_DIR", tmp_path)
     assert list(shipped_models()) == ["ensemble", "single", "uncarded"]
+
 
 def _as_installed(monkeypatch, models_dir, networks_dir=NETWORKS_DIR):
     """This clone as an installed package sees itself: ``models_dir`` for models/, ``networks_dir`` for its networks."""
