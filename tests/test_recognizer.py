@@ -243,11 +243,11 @@ def test_recognising_faces_needs_neither_tensorflow_nor_keras(tmp_path):
     code = f"""
 import sys
 sys.modules["tensorflow"] = sys.modules["keras"] = None  # any attempt to import them raises ImportError
-import fer_utils, fer_utils.detector, fer_utils.recognizer, fer_utils.video, fer_utils.webcam
+import fer_utils, fer_utils.detector, fer_utils.recognizer, fer_utils.shipped, fer_utils.video, fer_utils.webcam
 import fer_utils.audit, fer_utils.plots  # the exploration notebook's modules: data plots need no TensorFlow either
 from fer_utils.__main__ import main
 panel = fer_utils.webcam.WebcamPanel({str(clip)!r}, record=False)  # the live panel with its default model
-assert panel.recognizer.model_path.name == "vgg8.keras"
+assert panel.recognizer.model_path.stem == fer_utils.shipped.LIVE_NETWORK  # the cards choose the network PACKAGED names
 assert main(["predict", {str(photo)!r}, "--json"]) == 0
 assert main(["video", {str(clip)!r}, "--csv", {str(tmp_path / "faces.csv")!r}]) == 0
 assert main(["predict", {str(photo)!r}, "--model", {str(own)!r}]) == 2
