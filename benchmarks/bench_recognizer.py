@@ -5,7 +5,7 @@
 1. Full frame (detect, classify, annotate) on the same 640x480 frames, two sets: 1-3 LFW faces pasted into clutter,
    and the webcam notebook's clip of one real face (the astronaut): frames per second of ours per model and
    detector (Haar, BlazeFace) vs `fer`'s ``detect_emotions`` (its TFLite default and its Keras path).
-   Targets: >= 5x faster than fer, >= 30 fps with the best shipped model.
+   Targets: >= 5x faster than fer, >= 30 fps with the shipped default.
 2. Batch classification of face crops: faces per second per model vs `fer`'s per-face loop; and the best model's
    network per call through each runtime of the recognizer (LiteRT, the default, vs TensorFlow's tf.function).
 3. Memory: peak RSS growth while analysing a generated 10-minute, 30 fps, 640x480 stream (frames are generated on

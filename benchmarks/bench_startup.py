@@ -6,7 +6,7 @@
    ``python -m fer_utils predict photo.jpg`` (one face, the default model from its ``.tflite``) against
    ``python -c "import tensorflow"``.
    Targets: the import under 0.5 s; predict >= 6x faster than importing TensorFlow, and under 300 MB of memory.
-2. ``analyze_video`` with its defaults (the ``video`` command's: the best shipped model, the BlazeFace detector on
+2. ``analyze_video`` with its defaults (the ``video`` command's: the shipped default, the BlazeFace detector on
    every frame) on a 640x480 clip of one real face (the webcam notebook's astronaut clip), against `fer`'s Keras
    path (``FER(use_tflite=False).detect_emotions``) on the same frames. Targets: >= 30 fps and >= 5x fer. `fer`
    runs in its own virtualenv (see bench_recognizer.py); without it the ratio is skipped.

@@ -15,7 +15,7 @@ Both also print how long after the panel's cell ran (kernel: the panel created, 
 pressed) the first frame with a recognised face came back.
 
 Targets (issues 7 and 17): kernel >= 25 fps, browser >= 15 fps, median latency < 100 ms, first recognised frame
-within 3 s. The model is the notebook's default (``live_model_path()``: the best shipped model as fast as vgg8), or an
+within 3 s. The model is the notebook's default (``live_model_path()``: the live webcam's default), or an
 untrained LeNet (no model shipped yet).
 """
 
@@ -135,7 +135,7 @@ def verdict(value: float, target: float, higher: bool = True) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=15.0, help="measuring time per path")
-    p.add_argument("--model", help=".keras model (default: the best shipped one)")
+    p.add_argument("--model", help=".keras model (default: the live webcam's)")
     p.add_argument("--no-browser", action="store_true", help="skip the JupyterLab + Chromium path")
     p.add_argument("--screenshot", type=Path, help="save a screenshot of the panel in the browser")
     args = p.parse_args(argv)

@@ -1,8 +1,9 @@
-"""Command line: ``python -m fer_utils {info,train,resume-file,pack,evaluate,card,ensemble,export,correct-priors,reproduce,predict,video} ...`` (``--help`` on each)."""
+"""Command line: ``python -m fer_utils {info,train,resume-file,pack,evaluate,compare,defaults,card,ensemble,export,correct-priors,reproduce,predict,video} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -29,7 +30,8 @@ def cmd_info(args) -> int:
     table = data.counts()
     dup = find_duplicates(data)
     if args.json:
-        print(json.dumps({"source": data.source, "counts": table.to_dict(), "duplicates": dup.summary()}, indent=1))
+        summary = {"source": data.source, "counts": table.to_dict(), "duplicates": dup.summary()}
+        print(json.dumps(summary, indent=1), file=args.stdout)
     else:
         print(f"{data.label}: {len(data)} faces")
         print(table.to_string())
@@ -38,7 +40,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from fer_utils.card import write_card
+    from fer_utils.card import fine_tuning_text, write_card
     from fer_utils.litert import litert_path
     from fer_utils.recipe import fine_tuning
     from fer_utils.shipped import check_model_file
@@ -58,11 +60,7 @@ def cmd_train(args) -> int:
           f"{info['train_seconds'] / 60:.1f} min")
     if data.collection is not None:  # the report on the hold-out, before and after: the card measures and keeps it
         card = write_card(args.out, data)
-        report = card["fine_tuning"] or {"after": card["results"]["plain"]}
-        for when, result in report.items():
-            low, high = result["accuracy_ci"]
-            print(f"{when} training, on the {val} (n={result['n']}): accuracy {result['accuracy']:.4f} "
-                  f"(95% CI {low:.4f}-{high:.4f}), macro-F1 {result['macro_f1']:.4f}")
+        print(fine_tuning_text(card))
         print(f"wrote its card {Path(args.out).with_suffix('.md')} (and .json); its network for the recognizer: "
               f"{litert_path(args.out)}")
     return 0
@@ -98,7 +96,8 @@ def _load_data(args):
         if labels or convention or report:
             raise ValueError("--labels, --convention and --report-skipped need --data COLLECTION, the folder of the faces")
         return load_or_synthesize(args.data, synthetic_size=getattr(args, "synthetic_size", 3500))
-    return load_faces(args.data, labels, convention=convention, report_skipped=report)
+    return load_faces(args.data, labels, convention=convention, report_skipped=report,
+                      crops=getattr(args, "crops", False))
 
 
 def cmd_evaluate(args) -> int:
@@ -112,9 +111,54 @@ def cmd_evaluate(args) -> int:
         return _print_corruptions(args, model, data, split)
     result = evaluate(model, data, split, tta=args.tta or False) | {"model": args.model}
     if args.json:
-        print(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1), file=args.stdout)
         return 0
     _print_report(result, f"{args.model} on {split or 'every face'} of {data.label}", args.tta)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from fer_utils.evaluation import compare, paired_text
+    from fer_utils.models import load_model
+
+    model, against = load_model(args.model), load_model(args.against)  # before the data, as in evaluate
+    data = _load_data(args)
+    split = args.split or (None if data.collection is not None else "PublicTest")
+    result = compare(model, against, data, split, tta=args.tta or False) | {"model": args.model, "against": args.against}
+    if args.json:
+        print(json.dumps(result, indent=1), file=args.stdout)
+        return 0
+    print(f"{args.model} against {args.against} on {split or 'every face'} of {data.label} (n={result['n']}"
+          f"{f', {args.tta} TTA' if args.tta else ''}):")
+    print("  " + paired_text(result, Path(args.model).stem, Path(args.against).stem))
+    print(f"  macro-F1 {result['macro_f1']:.4f} vs {result['against_macro_f1']:.4f}")
+    return 0
+
+
+def cmd_defaults(args) -> int:
+    from fer_utils.collection import load_faces
+    from fer_utils.evaluation import choose_defaults, paired_text
+    from fer_utils.shipped import DEFAULT_NETWORK, LIVE_NETWORK, shipped_models
+
+    models = shipped_models()
+    data = _load_data(args)
+    datasets = {"PublicTest": data.split("PublicTest")} | {Path(c).name: load_faces(c) for c in args.collection}
+    result = choose_defaults(models, datasets, tta=args.tta or False)
+    if args.json:
+        print(json.dumps(result, indent=1), file=args.stdout)
+        return 0
+    print(f"the rule for a default on {', '.join(f'{d} (n={n})' for d, n in result['datasets'].items())}"
+          f"{f', {args.tta} TTA' if args.tta else ', no TTA (as the recognizer answers)'}; accuracy and macro-F1:")
+    for name, by_data in result["scores"].items():
+        print(f"  {name:16s} " + "  ".join(f"{d} {s['accuracy']:.4f} {s['macro_f1']:.3f}" for d, s in by_data.items()))
+    for use, now, what in (("photo", DEFAULT_NETWORK, "photos and videos"), ("live", LIVE_NETWORK, "the live webcam")):
+        costs = ", ".join(f"{n} {mflops:.0f}" for n, mflops in sorted(result["mflops"].items(), key=lambda x: x[1]))
+        print(f"{what}: from the cheapest up (MFLOPs a face: {costs})")
+        for step in result[use]["steps"]:
+            print(f"  {step['candidate']} against {step['serving']}: {'replaces it' if step['replaces'] else 'does not'}")
+            for d, c in step["comparisons"].items():
+                print(f"    {d}: {paired_text(c, step['candidate'], step['serving'])}")
+        print(f"  -> {result[use]['model']} serves {what} (the package's default now: {now})")
     return 0
 
 
@@ -141,7 +185,7 @@ def _print_corruptions(args, model, data, split) -> int:
 
     result = evaluate_corruptions(model, data, split, tta=args.tta or False) | {"model": args.model}
     if args.json:
-        print(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1), file=args.stdout)
         return 0
     print(f"{args.model} on {split or 'every face'} of {data.label} (n={result['n']}{f', {args.tta} TTA' if args.tta else ''}):")
     for name, acc in result["accuracy"].items():
@@ -160,7 +204,7 @@ def cmd_predict(args) -> int:
     for path in args.images:
         results[path] = [f.as_dict() for f in recognizer.predict(read_image(path))]
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps(results, indent=1), file=args.stdout)
         return 0
     for path, faces in results.items():
         print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
@@ -192,7 +236,8 @@ def cmd_card(args) -> int:
 
     check_model_file(args.model)  # before the data: a wrong model path fails at once, not after loading FER2013
     ablation = json.loads(open(args.ablation).read()) if args.ablation else None
-    card = write_card(args.model, load_or_synthesize(args.data), args.split, ablation)
+    against = check_model_file(args.against) if args.against else None
+    card = write_card(args.model, load_or_synthesize(args.data), args.split, ablation, against)
     r = card["results"]
     print(f"wrote the card of {args.model}: {card['split']} accuracy {r['plain']['accuracy']:.4f} "
           f"(flip TTA {r['tta']['accuracy']:.4f}, flip and shift TTA {r['tta_shift']['accuracy']:.4f}), "
@@ -218,16 +263,20 @@ def _print_ensembles(args) -> int:
     import pandas as pd
 
     from fer_utils.evaluation import compare_ensembles
-    from fer_utils.shipped import check_model_file
+    from fer_utils.shipped import check_model_file, default_model_path
 
     members = {Path(m).stem: check_model_file(m) for m in args.members}  # before the data, as in evaluate
+    against = check_model_file(args.against) if args.against else default_model_path()
     data = _load_data(args)
-    table = compare_ensembles(members, data, args.split, tta=args.tta or False)
-    print(f"every average of {len(members)} models on {args.split} of {data.label} (n={len(data.split(args.split))}"
-          f"{f', {args.tta} TTA' if args.tta else ''}):")
-    with pd.option_context("display.width", 200, "display.max_colwidth", 80):
+    split = args.split or (None if data.collection is not None else "PublicTest")
+    table = compare_ensembles(members, data, split, tta=args.tta or False, against=against)
+    print(f"every average of {len(members)} models on {split or 'every face'} of {data.label} (n={table['n'].iloc[0]}"
+          f"{f', {args.tta} TTA' if args.tta else ''}); vs_best_member and vs_against: points of accuracy against its "
+          f"best member and against {against.stem}, paired on the same faces, with McNemar's p:")
+    with pd.option_context("display.width", 250, "display.max_colwidth", 80):
         print(table.drop(columns="n").round({"MFLOPs": 0, "train_hours": 2, "accuracy": 4, "macro_f1": 4,
-                                             "disgust_recall": 3}).to_string())
+                                             "disgust_recall": 3, "vs_best_member": 2, "vs_best_member_p": 3,
+                                             "vs_against": 2, "vs_against_p": 3}).to_string())
     return 0
 
 
@@ -309,16 +358,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     s.add_argument("--data", help=COLLECTION_HELP)
     _collection_args(s)
-    s.add_argument("--split", choices=["Training", "PublicTest", "PrivateTest", "Test"],
-                   help="default: PublicTest for FER2013, every face of a collection")
-    s.add_argument("--tta", nargs="?", const="flip", choices=["flip", "shift"],
-                   help="test-time augmentation: 'flip' (the default of a bare --tta) averages each face with its "
-                        "mirror; 'shift' also with both moved 2 px left, right, up and down (10 views)")
+    _split_arg(s)
+    _tta_arg(s)
     s.add_argument("--corruptions", action="store_true",
                    help="accuracy under each fixed, seeded corruption (blur, jpeg, light, contrast, gamma, noise, "
                         "rotation, scale and crop) and their mean relative to clean faces")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("compare", help="two models on the same faces: the accuracy difference with a paired bootstrap "
+                                       "interval, McNemar's exact test, and the macro-F1 difference")
+    s.add_argument("--model", required=True, help="model A (.keras)")
+    s.add_argument("--against", required=True, help="model B (.keras); the difference is A's minus B's")
+    s.add_argument("--data", help=COLLECTION_HELP)
+    _collection_args(s)
+    _split_arg(s)
+    _tta_arg(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("defaults", help="apply the rule for a default to the shipped models: from the cheapest up, a "
+                                        "costlier one serves only where paired tests show a gain beyond noise on "
+                                        "PublicTest or a collection and no loss beyond noise on any")
+    s.add_argument("--data", help=DATA_HELP)
+    s.add_argument("--collection", action="append", default=[], metavar="FOLDER",
+                   help="a development collection of labelled faces (as for evaluate --data; its labels from folder "
+                        "or file names, or a labels.csv in it); repeat for several")
+    _tta_arg(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_defaults)
 
     s = sub.add_parser("predict", help="faces and emotions in image files")
     s.add_argument("images", nargs="+", metavar="IMAGE")
@@ -342,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help=DATA_HELP)
     s.add_argument("--split", help="default: PublicTest; for a model trained on a collection, its hold-out")
     s.add_argument("--ablation", help="a JSON file: a list of rows for the card's ablation table")
+    s.add_argument("--against", help="the model this one was meant to replace: the card carries their paired "
+                                     "comparison on the same faces")
     s.set_defaults(func=cmd_card)
 
     s = sub.add_parser("ensemble", help="average saved models into one .keras model (then `card` it)")
@@ -349,9 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="where to save, e.g. models/vgg8_lenet.keras")
     s.add_argument("--compare", action="store_true", help="save nothing: score each member and every average of two "
                    "or more on --split of --data (accuracy, macro-F1, MFLOPs, training hours), to choose one")
-    s.add_argument("--data", help=DATA_HELP)
-    s.add_argument("--split", default="PublicTest", choices=["Training", "PublicTest", "PrivateTest"])
-    s.add_argument("--tta", nargs="?", const="flip", choices=["flip", "shift"], help="as for evaluate")
+    s.add_argument("--data", help=COLLECTION_HELP)
+    _collection_args(s)
+    _split_arg(s)
+    _tta_arg(s)
+    s.add_argument("--against", help="with --compare: the model each average is paired against (default: the "
+                                     "photo default, the model it would replace)")
     s.set_defaults(func=cmd_ensemble)
 
     s = sub.add_parser("export", help="write a .keras model's .tflite, which the recognizer runs (train, "
@@ -375,6 +448,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _split_arg(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--split", choices=["Training", "PublicTest", "PrivateTest", "Test"],
+                   help="default: PublicTest for FER2013, every face of a collection")
+
+
+def _tta_arg(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--tta", nargs="?", const="flip", choices=["flip", "shift"],
+                   help="test-time augmentation, for every model the command scores (default: none, as the recognizer "
+                        "answers): 'flip' (the default of a bare --tta) averages each face with its mirror; 'shift' "
+                        "also with both moved 2 px left, right, up and down (10 views)")
+
+
 def _collection_args(s: argparse.ArgumentParser) -> None:
     """The flags of a labelled face collection (fer_utils.collection.load_faces), read by _load_data."""
     s.add_argument("--labels", metavar="FILE", help="a label file (CSV, TSV or 'path label' lines) of the images in "
@@ -383,8 +468,10 @@ def _collection_args(s: argparse.ArgumentParser) -> None:
                    help="the order of numeric codes: fer2013 (0-6 = angry, disgust, fear, happy, sad, surprise, "
                         "neutral), rafdb (1-7 = surprise, fear, disgust, happy, sad, angry, neutral), affectnet (0-7 = "
                         "neutral, happy, sad, surprise, fear, disgust, angry, contempt)")
-    s.add_argument("--report-skipped", metavar="FILE", help="write the images skipped (no face, several faces, "
-                                                            "unreadable) to this CSV")
+    s.add_argument("--report-skipped", metavar="FILE", help="write the images skipped (no face and not shaped like "
+                                                            "a face crop, or unreadable) to this CSV")
+    s.add_argument("--crops", action="store_true", help="every image is a face crop already (e.g. RAF-DB aligned, "
+                                                        "AffectNet): no detection, each whole image resized to 48x48")
 
 
 def _recipe_args(s: argparse.ArgumentParser) -> None:
@@ -412,8 +499,8 @@ class _Given(argparse.Action):
 
 
 def _recognizer_args(s: argparse.ArgumentParser, detector: str = DEFAULT_DETECTOR, why: str = "") -> None:
-    s.add_argument("--model", help="a .keras or .tflite model (default: the best shipped model, "
-                                   "the most accurate; it runs at over 30 fps with blazeface)")
+    s.add_argument("--model", help="a .keras or .tflite model (default: the shipped default the rule for a default "
+                                   "chose, see `defaults`; it runs at over 30 fps with blazeface)")
     s.add_argument("--detector", default=detector, choices=DETECTORS,
                    help=f"haar, blazeface (several times faster; faces of 45 px or more) or mtcnn (default {detector}"
                         f"{why})")
@@ -424,9 +511,11 @@ def _recognizer_args(s: argparse.ArgumentParser, detector: str = DEFAULT_DETECTO
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m fer_utils``; bad input exits 2 with a one-line message, not a traceback."""
     args = build_parser().parse_args(argv)
+    args.stdout = sys.stdout  # --json: the JSON alone goes here; every line for people goes to standard error
     try:
-        return args.func(args)
-    except (FERDataError, FileNotFoundError, ValueError, KeyError, ImportError) as e:
+        with contextlib.redirect_stdout(sys.stderr if getattr(args, "json", False) else sys.stdout):
+            return args.func(args)
+    except (FERDataError, FileNotFoundError, ValueError, ImportError) as e:  # the user's input; a bug keeps its traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from fer_utils.atomic import write_atomic
 from fer_utils.constants import PROJECT_ROOT
-from fer_utils.evaluation import evaluate, evaluate_corruptions
+from fer_utils.evaluation import compare, evaluate, evaluate_corruptions, paired_text
 from fer_utils.litert import litert_path
 from fer_utils.loader import EMOTIONS, FERData
 from fer_utils.models import correct_priors, export_litert, load_model, read_info
@@ -112,12 +112,13 @@ def training_records(model_path: str | os.PathLike) -> dict[str, dict]:
 
 
 def write_card(model_path: str | os.PathLike, data: FERData, split: str | None = None,
-               ablation: list[dict] | None = None) -> dict:
+               ablation: list[dict] | None = None, against: str | os.PathLike | None = None) -> dict:
     """Evaluate the model without TTA, with flip TTA, with flip and shift TTA and under the corruption suite, and
     write ``<model>.json`` and ``<model>.md`` beside it; and its ``.tflite`` too where it has none (at
     :func:`~fer_utils.litert.litert_path`), since a shipped model's network is what the recognizer runs, without
     TensorFlow. ``split``: by default PublicTest, or for a model trained on a collection of faces (``data``) the
-    hold-out it was trained with."""
+    hold-out it was trained with. ``against``: the model this one was meant to replace; the card carries their paired
+    comparison on the same faces (:func:`~fer_utils.evaluation.compare`, without TTA and with flip and shift TTA)."""
     model_path = Path(model_path)
     info = read_info(model_path)
     model = load_model(model_path)
@@ -147,7 +148,8 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str | None =
         "val_split": info.get("val_split"),
         "split": split,
         "results": {"plain": plain, "tta": tta, "tta_shift": tta_shift},
-        "fine_tuning": _before_after(info, data, split, plain),
+        "fine_tuning": _before_after(info, model, data, split, plain),
+        "comparison": _against(against, model, data, split),
         "corruptions": evaluate_corruptions(model, data, split),
         "ablation": ablation or [],
     }
@@ -156,14 +158,46 @@ def write_card(model_path: str | os.PathLike, data: FERData, split: str | None =
     return card
 
 
-def _before_after(info: dict, data: FERData, split: str, after: dict) -> dict | None:
+def _before_after(info: dict, model, data: FERData, split: str, after: dict) -> dict | None:
     """For a model fine-tuned from another (``init``), that model's scores on the same faces ("before") beside this
-    one's ("after"); None for a model trained from scratch, or when the model it started from is not here."""
+    one's ("after"), and the two paired (``"paired"``: after against before); None for a model trained from scratch,
+    or when the model it started from is not here."""
     init = (info.get("recipe") or {}).get("init")
     path = next((p for p in (Path(init), PROJECT_ROOT / init) if p.is_file()), None) if init else None
     if path is None:
         return None
-    return {"before": _portable(evaluate(load_model(path), data, split)), "after": after}
+    before = load_model(path)
+    return {"before": _portable(evaluate(before, data, split)), "after": after,
+            "paired": compare(model, before, data, split)}
+
+
+def result_text(title: str, result: dict) -> str:
+    """One evaluation (:func:`~fer_utils.evaluation.evaluate`'s result) in a line: accuracy with its 95% interval,
+    and macro-F1."""
+    low, high = result["accuracy_ci"]
+    return (f"{title} (n={result['n']}): accuracy {result['accuracy']:.4f} (95% CI {low:.4f}-{high:.4f}), "
+            f"macro-F1 {result['macro_f1']:.4f}")
+
+
+def fine_tuning_text(card: dict) -> str:
+    """A card's report before and after fine-tuning, for people: a line each, then the two paired on the same faces
+    (for a model trained from scratch on a collection, its line alone)."""
+    report = card["fine_tuning"] or {"after": card["results"]["plain"]}
+    lines = [result_text(f"{when} training, on the {card['split']}", report[when])
+             for when in ("before", "after") if when in report]
+    if report.get("paired"):
+        lines.append(paired_text(report["paired"], "after", "before"))
+    return "\n".join(lines)
+
+
+def _against(against: str | os.PathLike | None, model, data: FERData, split: str) -> dict | None:
+    """The paired comparison with the model this one was meant to replace, without TTA and with flip and shift TTA."""
+    if against is None:
+        return None
+    other = load_model(against)
+    return {"against": Path(against).stem, "file": _from_project(str(Path(against).resolve()))} | {
+        name: compare(model, other, data, split, tta=tta)
+        for name, tta in (("plain", False), ("tta_shift", "shift"))}
 
 
 def _scored(info: dict, data: FERData, split: str | None, name: str) -> tuple[str, FERData]:
@@ -225,6 +259,8 @@ def _markdown(card: dict, summary: str) -> str:
     lines += ["```", ""]
     if card.get("fine_tuning"):
         lines += _fine_tuning_lines(card["fine_tuning"])
+    if card.get("comparison"):
+        lines += _comparison_lines(card["comparison"], card["name"])
     if card.get("corruptions"):
         acc = card["corruptions"]["accuracy"]
         lines += ["## Robustness (`evaluate --corruptions`, no TTA)", "", "| " + " | ".join(acc) + " | mean | mean / clean |",
@@ -251,7 +287,27 @@ def _fine_tuning_lines(report: dict) -> list[str]:
         low, high = r["accuracy_ci"]
         lines.append(f"| {name} | {r['accuracy']:.4f} | {low:.4f}-{high:.4f} | {r['macro_f1']:.4f} | "
                      + " | ".join(f"{m['recall']:.3f}" for m in r["per_emotion"].values()) + " |")
+    if report.get("paired"):
+        lines += ["", "Paired on the same faces: " + paired_text(report["paired"], "after", "before") + "."]
     return [*lines, ""]
+
+
+def _comparison_lines(comparison: dict, name: str) -> list[str]:
+    """The paired comparison with the model this one was meant to replace (``card --against``)."""
+    other = comparison["against"]
+    lines = [f"## Against `{other}`, the model it was meant to replace", "",
+             "Paired on the same faces: the difference in accuracy with its 95% paired bootstrap interval, McNemar's "
+             "exact test on the faces only one of the two gets right, and the difference in macro-F1.", "",
+             "| | accuracy | 95% CI | McNemar p | faces only this / only that gets right | macro-F1 |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for label, key in (("plain", "plain"), ("flip and shift TTA", "tta_shift")):
+        c = comparison[key]
+        low, high = (100 * v for v in c["difference_ci"])
+        lines.append(f"| {label} | {100 * c['difference']:+.2f} points ({c['accuracy']:.4f} vs "
+                     f"{c['against_accuracy']:.4f}) | {low:+.2f} to {high:+.2f} | {c['mcnemar_p']:.2g} | "
+                     f"{c['right_only']} / {c['against_right_only']} | {c['macro_f1_difference']:+.4f} |")
+    return [*lines, "", f"Rerun: `python -m fer_utils compare --model models/{name}.keras --against "
+                        f"{comparison['file']} --data FER2013 [--tta shift]`.", ""]
 
 
 def _recipe_lines(card: dict) -> list[str]:

@@ -3,9 +3,9 @@ recordings) as :class:`~fer_utils.loader.FERData`, to score a FER2013 model on o
 
 A face's emotion comes from, first to last:
 
-- a label file (``labels=``): CSV, TSV or space-separated ``path label`` lines, or a header naming its path and
-  label columns (AffectNet's ``subDirectory_filePath,...,expression``); names, or numeric codes in a named order
-  (``convention=``: :data:`CONVENTIONS`);
+- a label file (``labels=``, or a ``labels.csv`` in the collection's folder): CSV, TSV or space-separated ``path
+  label`` lines, or a header naming its path and label columns (AffectNet's ``subDirectory_filePath,...,expression``);
+  names, or numeric codes in a named order (``convention=``: :data:`CONVENTIONS`);
 - the nearest folder above the image named by an emotion, at any depth (``anger/``, ``Happiness/``, ``train/sad/``;
   numeric folders such as AffectNet's ``0/`` ... ``7/`` under a convention);
 - the file-name codes of KDEF (``AF01ANS.JPG``: session, sex, id, expression, angle) and JAFFE (``KA.AN1.39.tiff``).
@@ -13,9 +13,16 @@ A face's emotion comes from, first to last:
 Emotions outside the seven (contempt; AffectNet's none, uncertain, non-face) are left out and counted, as are
 images with no label among labelled ones ("unlabelled"; an unknown name beside emotion folders is an error). An image
 that is not a 48x48 gray face is face-detected and cropped exactly as :class:`~fer_utils.recognizer.EmotionRecognizer`
-crops (:func:`fer_utils.detector.locate_faces`); one with no face, several faces, or unreadable is skipped and
-counted. Splits: under a ``train/`` or ``training/`` folder (or named ``train_*``, as RAF-DB names its files)
-Training, everything else Test.
+crops (:func:`fer_utils.detector.locate_faces`), keeping the largest face where there are several. Many collections are
+face crops already, with the face filling the frame, too tight for the detector, so where it finds none:
+
+- it looks again in the image framed by a border (:data:`PAD` of its longer side, edges replicated);
+- failing that, an image shaped like a face crop (:func:`is_crop_shaped`) is taken whole as the face.
+
+These, and the largest of several faces, are kept and counted (``data.collection["kept"]``); an image with no face
+that is not crop-shaped, or unreadable, is skipped and counted (``"skipped"``). ``crops=True`` (``--crops``) takes
+every image whole, without detection, for collections known to be crops (RAF-DB aligned, AffectNet). Splits: under a
+``train/`` or ``training/`` folder (or named ``train_*``, as RAF-DB names its files) Training, everything else Test.
 """
 
 from __future__ import annotations
@@ -29,12 +36,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fer_utils.atomic import write_atomic
 from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS, SIDE
 from fer_utils.detector import DEFAULT_DETECTOR, Detector, build_detector, locate_faces
-from fer_utils.images import read_image, to_gray
+from fer_utils.images import crop_faces, read_image, to_gray
 from fer_utils.loader import IMAGE_SUFFIXES, MERGED_TEST, FERData, FERDataError, load_fer2013
 
 SPELLINGS = {
@@ -65,28 +73,39 @@ _CODES = {"AF": "fear", "AN": "angry", "DI": "disgust", "FE": "fear", "HA": "hap
 _KDEF = re.compile(r"^[AB][FM]\d\d(AF|AN|DI|HA|NE|SA|SU)(S|HL|HR|FL|FR)\.\w+$", re.IGNORECASE)
 _JAFFE = re.compile(r"^[A-Z]{2}\.(AN|DI|FE|HA|NE|SA|SU)\d+\.\d+\.\w+$", re.IGNORECASE)
 
+LABEL_FILE = "labels.csv"  # a collection's own label file, read without labels=
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "image", "image_path", "image_name", "img", "name",
                 "subdirectory_filepath")
 LABEL_COLUMNS = ("label", "emotion", "expression", "class", "category")
 TRAIN_FOLDERS, TEST_FOLDERS = {"train", "training"}, {"test", "val", "valid", "validation"}
-SKIP_REASONS = ("no face", "several faces", "unreadable")
-MIN_FACE_SIZE = 40  # pixels, EmotionRecognizer's default
+SKIP_REASONS = ("no face", "unreadable")  # no face in an image not shaped like a crop; not an image
+KEPT_HOW = ("padded", "several faces", "whole image")  # faces kept, counted, that the detector alone gives no one of
+MIN_FACE_SIZE = 40  # pixels, EmotionRecognizer's default; the smallest side of an image taken whole, too
+# of the longer side, edges replicated: of the 1,651 tight 176-px crops of wild-faces where Haar finds no face, it then
+# finds one in 1,290 (0.15: 1,261; 0.25: 1,269; 0.4: 1,280; 0.5: 1,272; a gray border 0.35: 1,271, mirrored: 1,197)
+PAD = 0.35
+# width / height of an image taken whole when no face is found: 4:5 to 5:4, so 4:3 and 3:4 photos are not
+CROP_ASPECT = (0.8, 1.25)
 _FER2013_FILES = ("fer2013.csv", "fer2013.csv.gz", "icml_face_data.csv", "icml_face_data.csv.gz", "train.csv")
 
 
 def load_faces(path: str | os.PathLike, labels: str | os.PathLike | None = None, *, convention: str | None = None,
-               detector: str | Detector = DEFAULT_DETECTOR, report_skipped: str | os.PathLike | None = None) -> FERData:
+               detector: str | Detector = DEFAULT_DETECTOR, report_skipped: str | os.PathLike | None = None,
+               crops: bool = False) -> FERData:
     """Every labelled face of a collection folder as 48x48 gray faces, with each face's file in ``files``.
 
     Args:
         path: the collection's folder (the one a label file's paths are relative to), or any FER2013 layout,
             which :func:`~fer_utils.loader.load_fer2013` reads unchanged.
-        labels: a label file (CSV, TSV or ``path label`` lines); without it, folder names and file-name codes.
+        labels: a label file (CSV, TSV or ``path label`` lines); without it, the folder's own ``labels.csv`` if it
+            has one, else folder names and file-name codes.
         convention: the order of numeric codes: ``"fer2013"``, ``"rafdb"`` or ``"affectnet"`` (names need none).
         detector: finds the face in images that are not 48x48 gray faces (a name or a Detector, as the recognizer).
         report_skipped: a CSV file to write the skipped images to (``file,reason``).
+        crops: every image is a face crop already (RAF-DB aligned, AffectNet): no detection, each image taken whole.
 
-    ``data.collection`` says the folder, the convention, and what was left out and skipped.
+    ``data.collection`` says the folder, the convention, ``crops``, what was left out and skipped, and the faces kept
+    in other ways than the detector's one face (``"kept"``: :data:`KEPT_HOW`).
     """
     if convention is not None and convention not in CONVENTIONS:
         raise ValueError(f"convention {convention!r} is unknown; expected one of {list(CONVENTIONS)}")
@@ -104,6 +123,8 @@ def load_faces(path: str | os.PathLike, labels: str | os.PathLike | None = None,
     if root.is_file():
         raise FERDataError(f"with a label file, the collection must be the folder its paths are relative to; {root} "
                            "is a file")
+    if labels is None and (root / LABEL_FILE).is_file():
+        labels = root / LABEL_FILE
     if labels is not None and not Path(labels).is_file():
         raise FERDataError(f"label file {labels} not found")
     images = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
@@ -115,7 +136,7 @@ def load_faces(path: str | os.PathLike, labels: str | os.PathLike | None = None,
     else:
         named, how = _from_names(root, images, convention)
     info = {"root": str(root), "labels": None if labels is None else str(labels), "convention": how,
-            "left_out": dict(Counter(e for _, e in named if e not in EMOTIONS))}
+            "crops": crops, "left_out": dict(Counter(e for _, e in named if e not in EMOTIONS))}
     return _faces(root, [(f, e) for f, e in named if e in EMOTIONS], info, detector, report_skipped)
 
 
@@ -125,7 +146,9 @@ def _faces(root: Path, named: list[tuple[Path, str]], info: dict, detector: str 
     if not named:
         raise FERDataError(f"{root}: none of its labelled images shows one of the seven emotions (left out "
                            f"{', '.join(f'{n} {e}' for e, n in info['left_out'].items())})")
-    faces, skipped = _read_faces([f for f, _ in named], detector)
+    faces, how = _read_faces([f for f, _ in named], None if info["crops"] else detector)
+    skipped = [(f, why) for (f, _), face, why in zip(named, faces, how, strict=True) if face is None]
+    info["kept"] = {k: sum(k == h for face, h in zip(faces, how, strict=True) if face is not None) for k in KEPT_HOW}
     info["skipped"] = {r: sum(r == why for _, why in skipped) for r in SKIP_REASONS}
     if report_skipped is not None:
         _write_skipped(report_skipped, [(f.relative_to(root).as_posix(), why) for f, why in skipped])
@@ -147,10 +170,15 @@ def _faces(root: Path, named: list[tuple[Path, str]], info: dict, detector: str 
 
 
 def summary(info: dict) -> str:
-    """One line of what a collection left out and skipped, from ``data.collection``."""
+    """One line of what a collection left out, kept in other ways than the detector's one face, and skipped, from
+    ``data.collection``."""
     out = ", ".join(f"{n} {label}" for label, n in sorted(info["left_out"].items()))
     skipped = {r: n for r, n in info["skipped"].items() if n}
     line = f"left out {out or 'nothing'}; "
+    words = {"padded": "found once padded", "several faces": "with several faces: the largest kept",
+             "whole image": "taken whole" + (" (crops)" if info.get("crops") else " (crop-shaped, no face found)")}
+    if kept := [f"{n} {words[k]}" for k, n in info.get("kept", {}).items() if n]:
+        line += ", ".join(kept) + "; "
     if not skipped:
         return line + "skipped nothing"
     return line + f"skipped {sum(skipped.values())} image(s): " + ", ".join(f"{n} {r}" for r, n in skipped.items())
@@ -350,29 +378,62 @@ def _split(file: str) -> str:
 # ----------------------------------------------------------------------------------------------- faces
 
 
-def _read_faces(files: list[Path], detector: str | Detector) -> tuple[list[np.ndarray | None], list[tuple[Path, str]]]:
-    """Each file's 48x48 face (None where skipped) and the skipped files with why; threads, as OpenCV releases the GIL."""
-    found = build_detector(detector, min_size=MIN_FACE_SIZE)
+def _read_faces(files: list[Path], detector: str | Detector | None) -> tuple[list[np.ndarray | None], list[str | None]]:
+    """Each file's 48x48 face (None where skipped) and :func:`face_of`'s note on it; ``detector`` None takes each
+    image whole (``crops``). Threads, as OpenCV releases the GIL."""
+    found = None if detector is None else build_detector(detector, min_size=MIN_FACE_SIZE)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         results = list(pool.map(lambda f: face_of(f, found), files))
-    return [face for face, _ in results], [(f, why) for f, (_, why) in zip(files, results, strict=True) if why]
+    return [face for face, _ in results], [how for _, how in results]
 
 
-def face_of(path: str | os.PathLike, detector: Detector) -> tuple[np.ndarray | None, str | None]:
-    """(the 48x48 gray face of an image file, None) or (None, why it has none: one of :data:`SKIP_REASONS`).
+def face_of(path: str | os.PathLike, detector: Detector | None) -> tuple[np.ndarray | None, str | None]:
+    """(the 48x48 gray face of an image file, how it was found) or (None, why it has none: one of
+    :data:`SKIP_REASONS`). ``how`` is None for a 48x48 gray face or the detector's one face, else one of :data:`KEPT_HOW`.
 
-    A 48x48 gray image (or three equal channels) is a face already; any other is detected and cropped the
-    recognizer's way, and counts only with exactly one face of at least 40 px."""
+    A 48x48 gray image (or three equal channels) is a face already. Any other is taken whole with ``detector`` None;
+    else detected and cropped the recognizer's way (faces of at least 40 px, the largest of several), then, where
+    there is none, detected again in the image framed by a border (:func:`locate_padded`), then taken whole if it is
+    shaped like a face crop (:func:`is_crop_shaped`)."""
     try:
         image = read_image(path)  # BGR, as the recognizer reads photos
     except (ValueError, OSError):
         return None, "unreadable"
     if image.shape[:2] == (SIDE, SIDE) and np.ptp(image.astype(np.int16), axis=2).max() <= 4:  # gray, JPEG's rounding
         return to_gray(image), None
-    _, crops = locate_faces(detector, image, min_face_size=MIN_FACE_SIZE)
-    if len(crops) != 1:
-        return None, "no face" if len(crops) == 0 else "several faces"
-    return crops[0], None
+    if detector is None:
+        return whole_face(image), "whole image"
+    for pad in (0.0, PAD):
+        _, crops = locate_padded(detector, image, pad)
+        if len(crops):
+            return crops[0], "several faces" if len(crops) > 1 else ("padded" if pad else None)
+    if is_crop_shaped(image):
+        return whole_face(image), "whole image"
+    return None, "no face"
+
+
+def locate_padded(detector: Detector, image: np.ndarray, pad: float = PAD) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~fer_utils.detector.locate_faces` (largest first, at least 40 px) on a BGR image framed by a border of
+    ``pad`` times its longer side, edges replicated, so that a face filling the frame has the margin the detector
+    needs. Boxes are in the image's own pixels (they may reach past its edges); the crops are cut from the framed
+    image, which is what :func:`~fer_utils.images.crop_faces` cuts from the image itself (it replicates edges too)."""
+    p = round(pad * max(image.shape[:2]))
+    framed = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REPLICATE) if p else image
+    boxes, crops = locate_faces(detector, framed, min_face_size=MIN_FACE_SIZE)
+    return boxes - np.array([p, p, 0, 0]), crops
+
+
+def is_crop_shaped(image: np.ndarray) -> bool:
+    """Shaped like a face crop: width / height within :data:`CROP_ASPECT` (4:5 to 5:4) and at least 40 px a side."""
+    h, w = image.shape[:2]
+    return min(h, w) >= MIN_FACE_SIZE and CROP_ASPECT[0] <= w / h <= CROP_ASPECT[1]
+
+
+def whole_face(image: np.ndarray) -> np.ndarray:
+    """A BGR image taken whole as a face: gray, squared about its centre (edges replicated) and resized to 48x48, as
+    :func:`~fer_utils.images.crop_faces` crops a box the size of the image."""
+    h, w = image.shape[:2]
+    return crop_faces(image, np.array([[0, 0, w, h]]))[0]
 
 
 def _write_skipped(path: str | os.PathLike, skipped: list[tuple[str, str]]) -> None:

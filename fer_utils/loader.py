@@ -66,7 +66,7 @@ class FERData:
         """The rows of the named split(s), e.g. ``data.split("Training")``."""
         unknown = [n for n in names if n not in self.split_names]
         if unknown:
-            raise KeyError(f"split {unknown[0]!r} is not in this data; it has {self.split_names}")
+            raise FERDataError(f"split {unknown[0]!r} is not in this data; it has {self.split_names}")
         return self.take(np.isin(self.splits, names))
 
     def take(self, rows: np.ndarray) -> FERData:

@@ -65,7 +65,7 @@ class EmotionRecognizer:
     """Detect faces and classify their emotion.
 
     Args:
-        model: a ``.keras`` or ``.tflite`` path, a ``keras.Model``, or None for the best shipped model
+        model: a ``.keras`` or ``.tflite`` path, a ``keras.Model``, or None for the shipped default
             (``default_model_path()``).
         detector: ``"haar"`` (default), ``"blazeface"`` (fast; faces of 45 px or more), ``"mtcnn"`` or a :class:`~fer_utils.detector.Detector`.
         largest_only: keep only the largest face of each frame.
@@ -84,7 +84,7 @@ class EmotionRecognizer:
         self.model_path = Path(model) if isinstance(model, str | os.PathLike) else None
         self._model = None if self.model_path else model  # the keras.Model, loaded only when needed
         if self.model_path and not self.model_path.is_file():
-            raise FileNotFoundError(f"model file {self.model_path} does not exist; leave it out for the best shipped "
+            raise FileNotFoundError(f"model file {self.model_path} does not exist; leave it out for the shipped default "
                                     "model")
         if isinstance(detector, Detector):
             self.detector = detector

@@ -221,8 +221,8 @@ def _umask() -> int:
 def write_ck_style_collection(folder: str | os.PathLike, per_emotion: int = 6, seed: int = 0) -> Path:
     """Write a small generated collection in CK+'s folder names (anger/, contempt/, ... sadness/, surprise/; no
     neutral) and return its folder: ``per_emotion`` synthetic 48x48 faces in each, plus three full-size photos in
-    happy/: the astronaut (one real face, smiling: detected and cropped), clutter with no face and a scene with
-    two faces (both skipped and counted). Deterministic for a given ``seed``. NOT real expressions."""
+    happy/: the astronaut (one real face, smiling: detected and cropped), clutter with no face (skipped and counted)
+    and a scene with two faces (the largest kept, counted). Deterministic for a given ``seed``. NOT real expressions."""
     from fer_utils.scenes import astronaut_bgr, cluttered_background, make_scene  # scikit-image: the notebooks' extra
 
     folder = Path(folder)

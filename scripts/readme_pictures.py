@@ -2,7 +2,7 @@
 
 - ``docs/images/live_panel.jpg``: the live webcam panel of ``04_live_webcam.ipynb`` in JupyterLab, Chromium's fake
   camera playing the generated astronaut clip (scikit-image's public-domain photo), cropped to the panel;
-- ``docs/images/confusion.png``: the flagship's row-normalised PublicTest confusion matrix, drawn from its card
+- ``docs/images/confusion.png``: the default model's row-normalised PublicTest confusion matrix, drawn from its card
   (``models/<name>.json``: aggregate counts, measured by ``python -m fer_utils card``).
 
     .venv/bin/python scripts/readme_pictures.py [--model CARD] [--out docs/images]
@@ -79,7 +79,7 @@ def panel_picture(out: Path, seconds: float = 4.0) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=default_model_path().with_suffix(".json"),
-                   help="the card to draw (default: the flagship's)")
+                   help="the card to draw (default: the default model's)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

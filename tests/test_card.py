@@ -45,7 +45,7 @@ def test_card_records_figures_and_a_rerunnable_command(tmp_path, synthetic_small
     assert args.learning_rate == recipe["learning_rate"] and args.batch_size == recipe["batch_size"]
     with redirect_stdout(io.StringIO()) as out:
         assert main(["evaluate", "--model", str(tmp_path / "tiny.keras"), "--data", "synthetic", "--tta", "shift", "--json"]) == 0
-    printed = json.loads(out.getvalue()[out.getvalue().index("{"):])
+    printed = json.loads(out.getvalue())  # the JSON alone
     expected = evaluate(load_model(tmp_path / "tiny.keras"), load_or_synthesize("synthetic"), "PublicTest", tta="shift")
     assert printed["tta"] == "shift" and printed["accuracy"] == expected["accuracy"]
     rows = reproduce(tmp_path, synthetic_small, tmp_path / "again")
@@ -66,8 +66,13 @@ def test_ensemble_is_one_model_averaging_its_members(tmp_path, synthetic_small):
     faces = synthetic_small.images[:16]
     expected = np.mean([np.asarray(load_model(m)(faces, training=False)) for m in members], axis=0)
     np.testing.assert_allclose(np.asarray(both(faces, training=False)), expected, rtol=1e-5, atol=1e-6)
-    card = write_card(tmp_path / "both.keras", synthetic_small)
+    card = write_card(tmp_path / "both.keras", synthetic_small, against=members[1])  # meant to replace vgg alone
     assert card["members"] == ["lenet.keras", "vgg.keras", "vgg_seed1.keras"]
+    alone = evaluate(load_model(members[1]), synthetic_small, "PublicTest", tta="shift")
+    shift = card["comparison"]["tta_shift"]
+    assert card["comparison"]["against"] == "vgg" and shift["against_accuracy"] == pytest.approx(alone["accuracy"])
+    assert shift["difference"] == pytest.approx(card["results"]["tta_shift"]["accuracy"] - alone["accuracy"])
+    assert "## Against `vgg`, the model it was meant to replace" in (tmp_path / "both.md").read_text()
     assert card["params"] == both.count_params()
     assert "average of the probabilities of `lenet.keras`, `vgg.keras`, `vgg_seed1.keras`" in (tmp_path / "both.md").read_text()
     assert main(["ensemble", members[0], "--out", str(tmp_path / "one.keras")]) == 2  # one member is not an ensemble

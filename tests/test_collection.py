@@ -12,10 +12,12 @@ import pytest
 from conftest import pixels_text
 from sklearn.metrics import f1_score
 
-from fer_utils.collection import load_faces
+from fer_utils.collection import load_faces, summary
 from fer_utils.constants import EMOTIONS
+from fer_utils.detector import Detector, build_detector, locate_faces
+from fer_utils.images import crop_faces
 from fer_utils.loader import FERDataError, load_fer2013
-from fer_utils.scenes import astronaut_bgr, cluttered_background, make_scene
+from fer_utils.scenes import astronaut_bgr, cluttered_background, lfw_faces, make_scene
 from fer_utils.synthetic import draw_face, load_or_synthesize, write_ck_style_collection
 
 # each dataset's numeric order, written out here from its documentation rather than taken from the code under test
@@ -62,7 +64,8 @@ def test_emotion_folders_in_every_spelling_at_any_depth(tmp_path, capsys):
     assert set(data.splits) == {"Training", "Test"}
     info = data.collection
     assert info["left_out"] == {"contempt": 2} and info["convention"] == "folders" and info["root"] == str(tmp_path)
-    assert info["skipped"] == {"no face": 0, "several faces": 0, "unreadable": 0}
+    assert info["skipped"] == {"no face": 0, "unreadable": 0} and not info["crops"]
+    assert info["kept"] == {"padded": 0, "several faces": 0, "whole image": 0}
     assert data.source == str(tmp_path) and data.label == tmp_path.name and not data.synthetic
     printed = capsys.readouterr().out
     assert f"{tmp_path.name}: 10 faces of 7 emotions (folders); left out 2 contempt; skipped nothing" in printed
@@ -115,6 +118,19 @@ def test_label_files_with_each_code_order(tmp_path, convention, layout):
     assert info["convention"] == convention
     expected_left_out = {"contempt": 2, "none": 1, "uncertain": 1, "non-face": 1} if convention == "affectnet" else {}
     assert info["left_out"] == expected_left_out
+
+
+def test_a_collections_own_labels_csv_is_read_without_labels(tmp_path):
+    """wild-faces' layout: images/ and labels.csv beside it, paths by file name; no --labels needed."""
+    for k, emotion in enumerate(("happy", "neutral", "sad")):
+        write(tmp_path, f"images/p{k}.png", face(emotion, k))
+    (tmp_path / "labels.csv").write_text("path,label\np0.png,happiness\np1.png,neutral\np2.png,sadness\n")
+    data = load_faces(tmp_path)
+    assert labelled(data) == {"images/p0.png": "happy", "images/p1.png": "neutral", "images/p2.png": "sad"}
+    assert data.collection["labels"] == str(tmp_path / "labels.csv")
+    (tmp_path / "labels.csv").unlink()
+    with pytest.raises(FERDataError, match="no image has a label"):
+        load_faces(tmp_path)
 
 
 def test_rafdb_list_finds_aligned_files_and_its_splits(tmp_path):
@@ -177,16 +193,113 @@ def test_photos_are_cropped_as_the_recognizer_crops_and_the_rest_counted(tmp_pat
     write(tmp_path, "fear/face.png", face("fear"))
     report = tmp_path / "out" / "skipped.csv"
     data = load_faces(tmp_path, report_skipped=report)
-    assert data.files.tolist() == ["fear/face.png", "happy/astronaut.jpg", "neutral/scene.png"]
+    assert data.files.tolist() == ["fear/face.png", "happy/astronaut.jpg", "neutral/scene.png", "sad/two.png"]
     recognizer = EmotionRecognizer(tiny_model_path, runtime="tensorflow")  # its crops, whatever runs the network
     for k, image in ((1, cv2.imread(str(tmp_path / "happy/astronaut.jpg"))), (2, scene)):
         boxes, crops = recognizer.locate(image)
         assert len(boxes) == 1
         np.testing.assert_array_equal(data.images[k], crops[0])
-    assert data.collection["skipped"] == {"no face": 1, "several faces": 1, "unreadable": 1}
+    assert data.collection["skipped"] == {"no face": 1, "unreadable": 1}  # a 640x480 photo is not taken whole
+    assert data.collection["kept"] == {"padded": 0, "several faces": 1, "whole image": 0}  # the photos: unpadded
     with open(report) as f:
         assert sorted(csv.reader(f)) == sorted([["file", "reason"], ["neutral/clutter.png", "no face"],
-                                                ["sad/two.png", "several faces"], ["sad/broken.jpg", "unreadable"]])
+                                                ["sad/broken.jpg", "unreadable"]])
+
+
+def filling(k: int, size: int = 176) -> np.ndarray:
+    """LFW face ``k`` (a tight 25-px crop) scaled to ``size``: a face filling the frame, as in tightly cropped sets."""
+    return cv2.cvtColor(cv2.resize(lfw_faces()[k], (size, size), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+
+
+TIGHT = (2, 14, 16)  # LFW faces Haar misses at 176 px until a border is added (14's box then passes the edges)
+
+
+def test_a_face_filling_the_frame_is_found_once_padded(tmp_path, monkeypatch, capsys):
+    from fer_utils import collection
+
+    for k in TIGHT:
+        write(tmp_path, f"happy/{k}.png", filling(k))
+    detector = build_detector("haar", min_size=40)
+    data = load_faces(tmp_path)
+    assert data.collection["kept"] == {"padded": 3, "several faces": 0, "whole image": 0}
+    assert "3 found once padded; skipped nothing" in capsys.readouterr().out
+    assert sorted(data.files) == sorted(f"happy/{k}.png" for k in TIGHT)
+    for k, crop in zip((int(f[6:-4]) for f in data.files), data.images, strict=True):
+        assert len(locate_faces(detector, filling(k), min_face_size=40)[0]) == 0  # unpadded, the detector finds none
+        boxes, _ = collection.locate_padded(detector, filling(k))
+        x, y, w, h = boxes[0]
+        assert len(boxes) == 1 and 0.8 * 176 < w == h < 1.1 * 176 and -30 < x < 20 and -40 < y < 20  # the image's face
+        # the crop of the box in the image's own pixels, edges replicated where it passes them, as the recognizer cuts
+        np.testing.assert_array_equal(crop, crop_faces(cv2.cvtColor(filling(k), cv2.COLOR_BGR2GRAY), boxes[:1])[0])
+        assert np.abs(crop.astype(int) - whole(filling(k))).mean() > 1, "the detector's crop, not the whole image"
+    assert (collection.locate_padded(detector, filling(14))[0][0, :2] < 0).all()  # its box passes the top-left edges
+    monkeypatch.setattr(collection, "PAD", 0.0)
+    assert load_faces(tmp_path).collection["kept"] == {"padded": 0, "several faces": 0, "whole image": 3}
+
+
+def whole(image: np.ndarray) -> np.ndarray:
+    """A square image taken whole, written out here rather than taken from the code under test."""
+    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (48, 48), interpolation=cv2.INTER_AREA)
+
+
+def test_of_several_faces_the_largest_is_kept_and_counted(tmp_path, capsys):
+    scene, truth = make_scene(2, 300, 400, sizes=(70, 140), seed=11)
+    assert truth[1, 2] > truth[0, 2] + 15  # the larger face is not the first pasted
+    write(tmp_path, "sad/two.png", scene)
+    write(tmp_path, "sad/one.png", face("sad"))
+    report = tmp_path / "skipped.csv"
+    data = load_faces(tmp_path, report_skipped=report)
+    assert data.files.tolist() == ["sad/one.png", "sad/two.png"]
+    boxes, crops = locate_faces(build_detector("haar", min_size=40), scene, min_face_size=40)
+    assert len(boxes) == 2 and boxes[0, 2] == max(boxes[:, 2])
+    big = truth[np.argmax(truth[:, 2])]  # the larger pasted face
+    assert np.abs(boxes[0, :2] + boxes[0, 2:] / 2 - big[:2] - big[2:] / 2).max() < 0.15 * big[2]
+    np.testing.assert_array_equal(data.images[1], crops[0])
+    assert data.collection["kept"] == {"padded": 0, "several faces": 1, "whole image": 0}
+    assert data.collection["skipped"] == {"no face": 0, "unreadable": 0}
+    assert report.read_text().splitlines() == ["file,reason"]
+    assert "left out nothing; 1 with several faces: the largest kept; skipped nothing" in capsys.readouterr().out
+
+
+def test_crops_takes_every_image_whole_without_detection(tmp_path, capsys):
+    class NoDetection(Detector):
+        def detect_landmarks(self, image, color="bgr"):
+            raise AssertionError("crops=True detects nothing")
+
+    photo = astronaut_bgr()  # a face the detector would find and crop
+    wide = cluttered_background(100, 300, seed=1)
+    write(tmp_path, "happy/photo.png", photo)
+    write(tmp_path, "happy/wide.png", wide)
+    write(tmp_path, "sad/face.png", face("sad"))
+    data = load_faces(tmp_path, crops=True, detector=NoDetection())
+    assert data.collection["crops"] and data.collection["kept"] == {"padded": 0, "several faces": 0, "whole image": 2}
+    np.testing.assert_array_equal(data.images[0], whole(photo))
+    assert data.images[1].shape == (48, 48)  # squared about its centre, edges replicated
+    band = cv2.resize(cv2.cvtColor(wide, cv2.COLOR_BGR2GRAY), (48, 16), interpolation=cv2.INTER_AREA)
+    assert np.abs(data.images[1][16:32].astype(int) - band).max() <= 1  # the whole image, in the middle
+    np.testing.assert_array_equal(data.images[2], face("sad"))  # a 48x48 gray face as ever
+    assert "2 taken whole (crops); skipped nothing" in capsys.readouterr().out
+    assert not np.array_equal(load_faces(tmp_path).images[0], data.images[0])  # without crops: the detector's face
+
+
+def test_only_crop_shaped_images_are_taken_whole(tmp_path):
+    shapes = {"square": (176, 176), "five_four": (160, 200), "four_five": (200, 160), "four_three": (240, 320),
+              "three_four": (320, 240), "wide": (100, 300), "tiny": (30, 30)}
+    for name, (h, w) in shapes.items():
+        write(tmp_path, f"neutral/{name}.png", cluttered_background(h, w, seed=h + w))
+    for k in (4, 13):  # LFW faces Haar misses even once padded
+        write(tmp_path, f"happy/lfw{k}.png", filling(k))
+    report = tmp_path / "skipped.csv"
+    data = load_faces(tmp_path, report_skipped=report)
+    assert data.files.tolist() == ["happy/lfw13.png", "happy/lfw4.png", "neutral/five_four.png",
+                                   "neutral/four_five.png", "neutral/square.png"]
+    np.testing.assert_array_equal(data.images[0], whole(filling(13)))
+    assert data.collection["kept"] == {"padded": 0, "several faces": 0, "whole image": 5}
+    assert data.collection["skipped"] == {"no face": 4, "unreadable": 0}
+    assert sorted(report.read_text().splitlines()[1:]) == [f"neutral/{n}.png,no face" for n in
+                                                           ("four_three", "three_four", "tiny", "wide")]
+    assert summary(data.collection) == ("left out nothing; 5 taken whole (crop-shaped, no face found); skipped 4 "
+                                        "image(s): 4 no face")
 
 
 def test_one_emotion_and_unlabelled_images_are_counted_warnings(tmp_path, capsys):
@@ -292,8 +405,9 @@ def test_load_or_synthesize_routes_a_given_collection(tmp_path):
     root = write_ck_style_collection(tmp_path / "ck", per_emotion=2)
     data = load_or_synthesize(root)
     assert data.collection["left_out"] == {"contempt": 2}
-    assert data.collection["skipped"] == {"no face": 1, "several faces": 1, "unreadable": 0}
-    assert len(data) == 2 * 6 + 1 and "neutral" not in labelled(data).values()
+    assert data.collection["skipped"] == {"no face": 1, "unreadable": 0}
+    assert data.collection["kept"] == {"padded": 0, "several faces": 1, "whole image": 0}  # two_faces.jpg: the largest
+    assert len(data) == 2 * 6 + 2 and "neutral" not in labelled(data).values()
 
 
 def test_evaluate_command_reports_on_a_collection(tmp_path, tiny_model_path, capsys):
@@ -305,27 +419,29 @@ def test_evaluate_command_reports_on_a_collection(tmp_path, tiny_model_path, cap
     skipped = tmp_path / "skipped.csv"
     assert main(["evaluate", "--model", str(tiny_model_path), "--data", str(root), "--json",
                  "--report-skipped", str(skipped)]) == 0
-    out = capsys.readouterr().out
-    result = json.loads(out[out.index("{"):])
+    printed = capsys.readouterr()
+    result = json.loads(printed.out)  # the JSON alone: the collection's line for people goes to standard error
+    assert "left out 3 contempt" in printed.err
     data = load_faces(root)
     proba = ev.predict_proba(load_model(tiny_model_path), data.images)
     present = ["angry", "disgust", "fear", "happy", "sad", "surprise"]  # CK+'s names, no neutral; contempt left out
     assert result["emotions"] == present and list(result["per_emotion"]) == present
-    assert result["n"] == len(data) == 19 and result["split"] is None
+    assert result["n"] == len(data) == 20 and result["split"] is None  # 18 drawn faces, the astronaut, two_faces.jpg
     assert result["accuracy"] == pytest.approx((proba.argmax(1) == data.emotions).mean())
     assert result["accuracy_ci"] == pytest.approx(list(ev.accuracy_ci(data.emotions, proba)[1:]))
     labels = [EMOTIONS.index(e) for e in present]
     assert result["macro_f1"] == pytest.approx(f1_score(data.emotions, proba.argmax(1), labels=labels, average="macro",
                                                         zero_division=0))
     matrix = np.array(result["confusion_matrix"])
-    assert matrix.shape == (6, 7) and matrix.sum() == 19 and matrix[:, EMOTIONS.index("neutral")].sum() == \
+    assert matrix.shape == (6, 7) and matrix.sum() == 20 and matrix[:, EMOTIONS.index("neutral")].sum() == \
         (proba.argmax(1) == EMOTIONS.index("neutral")).sum(), "a neutral answer is a miss, counted in its column"
     assert result["collection"]["left_out"] == {"contempt": 3}
-    assert skipped.read_text().splitlines()[1:] == ["happy/clutter.jpg,no face", "happy/two_faces.jpg,several faces"]
+    assert skipped.read_text().splitlines()[1:] == ["happy/clutter.jpg,no face"]
     assert main(["evaluate", "--model", str(tiny_model_path), "--data", str(root), "--tta"]) == 0
     text = capsys.readouterr().out
-    assert "on every face of ck (n=19, flip TTA): accuracy" in text and "95% CI" in text and "over its 6 emotions" in text
+    assert "on every face of ck (n=20, flip TTA): accuracy" in text and "95% CI" in text and "over its 6 emotions" in text
     assert "  sad " in text and "  neutral " not in text.split("confusion matrix")[1]
-    assert "left out 3 contempt; skipped 2 image(s): 1 no face, 1 several faces" in text.splitlines()[-1]
+    assert text.splitlines()[-1] == ("left out 3 contempt; 1 with several faces: the largest kept; skipped 1 image(s): "
+                                     "1 no face")
     assert main(["evaluate", "--model", str(tiny_model_path), "--labels", "x.csv"]) == 2
     assert capsys.readouterr().err.startswith("error: --labels, --convention and --report-skipped need --data")

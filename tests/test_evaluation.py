@@ -1,6 +1,7 @@
 """Evaluation beyond accuracy: bootstrap intervals, calibration, temperature scaling, Grad-CAM, comparisons."""
 
 import logging
+import shutil
 
 import keras
 import numpy as np
@@ -38,6 +39,109 @@ def test_bootstrap_ci_contains_accuracy_and_has_binomial_width():
     assert ev.accuracy_ci(emotions, proba, n_boot=300, seed=5) == ev.accuracy_ci(emotions, proba, n_boot=300, seed=5)
     with pytest.raises(ValueError, match="empty"):
         ev.accuracy_ci(np.array([], int), np.empty((0, 7)))
+
+
+def one_hot(pred: np.ndarray) -> np.ndarray:
+    return np.eye(7)[np.asarray(pred)]
+
+
+def test_paired_comparison_of_identical_answers_is_zero_with_p_one():
+    emotions, proba = calibrated_toy(500)
+    result = ev.paired_comparison(emotions, proba, proba.copy())
+    assert result["difference"] == 0 and result["difference_ci"] == [0, 0]
+    assert result["mcnemar_p"] == 1 and not result["significant"]
+    assert result["macro_f1_difference"] == 0 and result["macro_f1_difference_ci"] == [0, 0]
+
+
+@pytest.mark.parametrize("k, p", [(1, 1.0), (5, 0.0625), (10, 2 / 2**10)])
+def test_paired_comparison_gives_the_exact_mcnemar_p_when_a_is_right_on_k_more_faces(k, p):
+    """Both right on the same 300 faces, both wrong on 100 more; A alone is right on k others: of the k faces only one
+    model gets right, A gets all, so the exact two-sided p is 2 * 0.5**k (capped at 1)."""
+    emotions = np.arange(400 + k) % 7
+    right = emotions.copy()
+    wrong = (emotions + 1) % 7
+    a = np.concatenate([right[:300], wrong[300:400], right[400:]])
+    b = np.concatenate([right[:300], wrong[300:400], wrong[400:]])
+    result = ev.paired_comparison(emotions, one_hot(a), one_hot(b))
+    assert (result["right_only"], result["against_right_only"]) == (k, 0)
+    assert result["mcnemar_p"] == pytest.approx(p)
+    assert result["difference"] == pytest.approx(k / (400 + k))
+    assert result["significant"] == (p < 0.05)
+    swapped = ev.paired_comparison(emotions, one_hot(b), one_hot(a))
+    assert swapped["difference"] == pytest.approx(-result["difference"]) and swapped["mcnemar_p"] == result["mcnemar_p"]
+
+
+def test_paired_interval_is_much_narrower_than_two_separate_intervals():
+    """Two models that agree on most faces: their accuracies' own intervals overlap widely, the paired one excludes 0
+    (the point of pairing), and it matches the McNemar verdict."""
+    rng = np.random.default_rng(1)
+    emotions = rng.integers(0, 7, 3000)
+    b = np.where(rng.random(3000) < 0.65, emotions, (emotions + 1) % 7)
+    a = b.copy()
+    fixed = np.flatnonzero(b != emotions)[:60]  # A also gets 60 of B's mistakes right: +2 points
+    a[fixed] = emotions[fixed]
+    result = ev.paired_comparison(emotions, one_hot(a), one_hot(b))
+    low, high = result["difference_ci"]
+    assert 0 < low < result["difference"] < high
+    _, a_low, a_high = ev.accuracy_ci(emotions, one_hot(a))
+    assert high - low < (a_high - a_low) / 3
+    assert result["significant"] and result["mcnemar_p"] < 1e-10
+    assert result["macro_f1_difference"] > 0 and result["macro_f1_difference_ci"][0] > 0
+
+
+def test_paired_macro_f1_matches_scikit_learn_over_the_labels_given():
+    from sklearn.metrics import f1_score
+
+    emotions, proba = calibrated_toy(800, seed=3)
+    _, other = calibrated_toy(800, seed=4)
+    for labels in (None, [0, 3, 6]):
+        result = ev.paired_comparison(emotions, proba, other, labels=labels)
+        rows = range(7) if labels is None else labels
+        for key, p in (("macro_f1", proba), ("against_macro_f1", other)):
+            assert result[key] == pytest.approx(f1_score(emotions, p.argmax(1), labels=rows, average="macro",
+                                                         zero_division=0))
+    with pytest.raises(ValueError, match="same faces"):
+        ev.paired_comparison(emotions, proba, other[:10])
+
+
+def test_compare_command_prints_json_alone_and_names_a_missing_model(tmp_path, capsys):
+    import json
+
+    from fer_utils.__main__ import main
+
+    a = save_model(build_vgg(filters=(4, 8), units=(8,), seed=0), tmp_path / "a.keras", litert=False)
+    b = save_model(build_vgg(filters=(4, 8), units=(8,), seed=1), tmp_path / "b.keras", litert=False)
+    capsys.readouterr()
+    assert main(["compare", "--model", str(a), "--against", str(b), "--data", "synthetic", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"difference", "difference_ci", "mcnemar_p", "accuracy", "against_accuracy"} <= set(result)
+    assert result["difference"] == pytest.approx(result["accuracy"] - result["against_accuracy"])
+    assert result["split"] == "PublicTest" and result["synthetic"]
+    assert main(["compare", "--model", str(a), "--against", str(tmp_path / "none.keras"), "--data", "synthetic"]) == 2
+    assert "none.keras" in capsys.readouterr().err
+
+
+def test_defaults_command_keeps_the_cheaper_of_two_models_that_answer_alike(tmp_path, monkeypatch, capsys):
+    """A model and the same model averaged with itself: twice the cost, the same answers on every face, so the rule
+    keeps the cheaper one for photos and for the live webcam; --json prints the steps alone."""
+    import json
+
+    from fer_utils.__main__ import main
+    from fer_utils.models import save_ensemble
+
+    small = save_model(build_vgg(filters=(4, 8), units=(8,), seed=0), tmp_path / "small.keras", litert=False)
+    (tmp_path / "copy").mkdir()
+    copy = shutil.copy(small, tmp_path / "copy" / "same.keras")  # the same weights under another name
+    save_ensemble([small, copy], tmp_path / "twice.keras")
+    monkeypatch.setattr("fer_utils.shipped.SHIPPED_DIR", tmp_path)
+    capsys.readouterr()
+    assert main(["defaults", "--data", "synthetic", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mflops"]["twice"] == pytest.approx(2 * result["mflops"]["small"])
+    for use in ("photo", "live"):
+        (step,) = result[use]["steps"]
+        assert result[use]["model"] == "small" and (step["candidate"], step["serving"]) == ("twice", "small")
+        assert step["comparisons"]["PublicTest"]["difference"] == 0 and not step["replaces"]
 
 
 def test_ece_of_calibrated_toy_is_near_zero_and_of_overconfident_toy_is_not():
@@ -182,6 +286,7 @@ def test_compare_models_matches_evaluate(tmp_path):
     assert row["macro_f1"] == pytest.approx(expected["macro_f1"])
     assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
     assert row["n"] == expected["n"] and row["params"] == model.count_params()
+    assert row["vs_best"] == 0 and row["vs_best_p"] == 1  # the only model is the best
 
 
 def test_compare_ensembles_scores_each_average_as_the_saved_ensemble_would(tmp_path, capsys):
@@ -196,8 +301,15 @@ def test_compare_ensembles_scores_each_average_as_the_saved_ensemble_would(tmp_p
 
     data = make_synthetic(600, seed=3)
     paths = {f"m{i}": save_model(fixed(i), tmp_path / f"m{i}.keras", litert=False) for i in range(3)}
-    table = ev.compare_ensembles(paths, data, "PublicTest", tta="flip")
+    table = ev.compare_ensembles(paths, data, "PublicTest", tta="flip", against=paths["m0"])
     assert list(table.index) == ["m0", "m1", "m2", "m0 + m1", "m0 + m2", "m1 + m2", "m0 + m1 + m2"]
+    # paired: each row against its best member (itself, alone) and against m0
+    assert (table.loc[["m0", "m1", "m2"], "vs_best_member"] == 0).all() and table.loc["m0", "vs_against_p"] == 1
+    best = table.loc[["m1", "m2"], "accuracy"].max()
+    assert table.loc["m1 + m2", "vs_best_member"] == pytest.approx(100 * (table.loc["m1 + m2", "accuracy"] - best))
+    assert table.loc["m1 + m2", "vs_against"] == pytest.approx(100 * (table.loc["m1 + m2", "accuracy"]
+                                                                      - table.loc["m0", "accuracy"]))
+    assert table["vs_best_member_p"].between(0, 1).all()
     assert table["n_members"].tolist() == [1, 1, 1, 2, 2, 2, 3]
     alone = ev.evaluate(load_model(paths["m1"]), data, "PublicTest", tta="flip")
     assert table.loc["m1", "accuracy"] == pytest.approx(alone["accuracy"])

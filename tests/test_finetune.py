@@ -150,6 +150,9 @@ def test_fine_tuning_vgg8_on_a_shifted_collection_improves_held_out_accuracy(tmp
     assert before["n"] == after["n"] == info["data"]["n_val"] == 56  # two of ten people
     assert before["accuracy"] < 0.45  # the shipped model on faces of another look (about 0.30 measured)
     assert after["accuracy"] > before["accuracy"] + 0.15, (before["accuracy"], after["accuracy"])  # 0.30 -> 0.62
+    paired = card["fine_tuning"]["paired"]  # after against before, on the same 56 faces
+    assert paired["difference"] == pytest.approx(after["accuracy"] - before["accuracy"])
+    assert paired["significant"] and paired["right_only"] > paired["against_right_only"]
     held = set(info["data"]["holdout_files"])
     _, hold = validation_split(data, recipe.seed, holdout=recipe.holdout, group_by=recipe.group_by)
     assert held == set(hold.files)
@@ -159,6 +162,7 @@ def test_fine_tuning_vgg8_on_a_shifted_collection_improves_held_out_accuracy(tmp
     assert card["split"] == "hold-out" and card["results"]["plain"]["n"] == 56
     md = out.with_suffix(".md").read_text()
     assert "GENERATED face collection `faces`" in md and "not FER2013" in md and "## Before and after" in md
+    assert "Paired on the same faces: after - before: +" in md
     assert "--group-by 'person(\\d+)'" in md  # as the shell takes it
     assert "--data faces --out runs/mine.keras" in card["command"] and "--init" in card["command"]
     assert out.with_suffix(".tflite").stat().st_size > 0 and str(tmp_path) not in out.with_suffix(".json").read_text()

@@ -95,6 +95,8 @@ def test_evaluation_runs(tmp_path, synthetic_only):
     # confusion x2, ROC, PR, reliability x2, TTA, mistakes, unsure, Grad-CAM, learning curves
     assert images >= 11
     assert "macro-F1" in text and "ECE" in text and "tiny" in text
+    assert "shift TTA - no TTA: " in text and "McNemar p = " in text  # TTA on against off, paired
+    assert "vs_best_p" in text  # every model paired with the best
     assert ("tiny.keras: best PublicTest accuracy 0.2700 at epoch 2, 1 min of training; rerun: python -m fer_utils "
             "train --data \"$FER2013_PATH\" --out models/tiny.keras --model lenet") in text
 
@@ -108,6 +110,7 @@ def test_your_own_faces_runs(tmp_path):
     assert "35 faces of the GENERATED face collection faces (cartoon faces, not real ones; not FER2013)" in text
     assert "learn from 28 faces, hold out 7" in text and "of them among the faces to learn from: 0" in text
     assert "vgg8.keras before fine-tuning (n=7): accuracy" in text and "epoch 1/1" in text
+    assert "after - before: " in text and "McNemar p = " in text  # paired on the same held-out faces
     assert f"saved {model_path}: epoch 1 of 1" in text and "rerun: python -m fer_utils train --data faces" in text
     assert "--init models/vgg8.keras --holdout 0.2 --group-by 'person(\\d+)'" in text  # no path of this machine
     assert images == 3  # the faces, the confusion matrices before and after

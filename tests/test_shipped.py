@@ -68,9 +68,9 @@ def test_the_networks_of_models_in_models_live_in_the_package_and_nowhere_else(t
     assert litert_path(tmp_path / "x.tflite") == tmp_path / "x.tflite"
 
 
-def test_the_packaged_networks_are_what_the_cards_choose_and_what_the_wheel_carries():
-    """In an installed package, with no cards, PACKAGED names the default and the live model: it must name what the
-    cards choose here, best first, and be exactly the networks pyproject.toml puts into the wheel."""
+def test_the_packaged_networks_are_the_defaults_and_what_the_wheel_carries():
+    """PACKAGED names the default and the live model, each once: they must be what default_model_path() and
+    live_model_path() give here, in the cards' order, and exactly the networks pyproject.toml puts into the wheel."""
     assert [name for name in SHIPPED if name in PACKAGED] == list(PACKAGED)  # the cards' order
     assert default_model_path().stem == DEFAULT_NETWORK and live_model_path().stem == LIVE_NETWORK
     package_data = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
@@ -89,6 +89,54 @@ def test_shipped_models_rank_by_the_cards_flip_and_shift_accuracy(tmp_path, monk
     (tmp_path / "uncarded.keras").write_bytes(b"")
     monkeypatch.setattr("fer_utils.shipped.SHIPPED_DIR", tmp_path)
     assert list(shipped_models()) == ["ensemble", "single", "uncarded"]
+
+
+def test_the_rule_for_a_default_keeps_the_cheaper_unless_a_costlier_gains_beyond_noise_and_loses_nowhere():
+    """Two generated models of different cost, judged on two datasets of 2,000 faces: the costlier one replaces the
+    cheaper only with a gain beyond noise on one and no loss beyond noise on the other."""
+    from fer_utils.evaluation import paired_comparison
+    from fer_utils.shipped import choose_default
+
+    rng = np.random.default_rng(0)
+    emotions = rng.integers(0, 7, 2000)
+    cheap = np.where(rng.random(2000) < 0.6, emotions, (emotions + 1) % 7)
+
+    def better_by(n: int) -> np.ndarray:  # the cheap answers with n more mistakes fixed (n < 0: made)
+        out = cheap.copy()
+        idx = np.flatnonzero(cheap != emotions)[:n] if n > 0 else np.flatnonzero(cheap == emotions)[:-n]
+        out[idx] = emotions[idx] if n > 0 else (emotions[idx] + 1) % 7
+        return np.eye(7)[out]
+
+    def rule(costly_on: dict[str, int]) -> tuple[str, list[dict]]:
+        answers = {"cheap": {d: np.eye(7)[cheap] for d in costly_on},
+                   "costly": {d: better_by(n) for d, n in costly_on.items()}}
+        return choose_default({"costly": 4e8, "cheap": 1e8}, lambda a, b: {
+            d: paired_comparison(emotions, answers[a][d], answers[b][d]) for d in costly_on})
+
+    assert rule({"PublicTest": 80, "collection": 0})[0] == "costly"  # a gain beyond noise, no loss
+    assert rule({"PublicTest": 3, "collection": 4})[0] == "cheap"  # gains within noise: the cheaper serves
+    assert rule({"PublicTest": 80, "collection": -80})[0] == "cheap"  # a gain here, a loss beyond noise there
+    name, (step,) = rule({"PublicTest": 0, "collection": 80})
+    assert name == "costly" and step["candidate"] == "costly" and step["serving"] == "cheap" and step["replaces"]
+    assert step["comparisons"]["collection"]["mcnemar_p"] < 0.05 and step["comparisons"]["PublicTest"]["mcnemar_p"] == 1
+    with pytest.raises(ValueError, match="no candidate"):
+        choose_default({}, None)
+
+
+def test_more_accuracy_from_answering_the_common_emotion_is_no_gain_under_the_rule():
+    """wild-faces' trap: on faces that are 70% neutral, a model that always answers neutral is 10 points more accurate
+    than one right on 60% of every emotion, with McNemar's p tiny, but its macro-F1 collapses: not beyond noise."""
+    from fer_utils.evaluation import paired_comparison
+    from fer_utils.shipped import beyond_noise, choose_default
+
+    rng = np.random.default_rng(1)
+    emotions = np.where(rng.random(3000) < 0.7, 6, rng.integers(0, 6, 3000))
+    honest = np.eye(7)[np.where(rng.random(3000) < 0.6, emotions, (emotions + 1) % 7)]
+    neutral = np.eye(7)[np.full(3000, 6)]
+    c = paired_comparison(emotions, neutral, honest)
+    assert c["difference"] > 0.08 and c["mcnemar_p"] < 1e-10 and c["macro_f1_difference_ci"][1] < 0
+    assert beyond_noise(c) == 0
+    assert choose_default({"honest": 1e8, "neutral": 2e8}, lambda a, b: {"collection": c})[0] == "honest"
 
 
 def _as_installed(monkeypatch, models_dir, networks_dir=NETWORKS_DIR):
@@ -142,6 +190,23 @@ def test_a_missing_network_names_the_fix_for_the_install_at_hand(tmp_path, monke
         LiteRTNetwork(networks / "vgg8.tflite")
 
 
+@pytest.mark.realdata
+def test_the_rule_for_a_default_chooses_the_defaults_the_package_names():
+    """`defaults` on PublicTest and the development collections beside the clone (../shared/data/jaffe, wild-faces)
+    chooses DEFAULT_NETWORK and LIVE_NETWORK: the names in shipped.py are the rule's outcome, not a hand's choice."""
+    card = json.loads(SHIPPED[DEFAULT_NETWORK].with_suffix(".json").read_text())
+    data = _real_fer2013_of(card)
+    shared = PROJECT_ROOT.parent / "shared" / "data"
+    if not all((shared / c).is_dir() for c in ("jaffe", "wild-faces")):
+        pytest.skip(f"the development collections are not in {shared}")
+    cmd = [sys.executable, "-m", "fer_utils", "defaults", "--data", data, "--collection", str(shared / "jaffe"),
+           "--collection", str(shared / "wild-faces"), "--json"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout)
+    assert (result["photo"]["model"], result["live"]["model"]) == (DEFAULT_NETWORK, LIVE_NETWORK)
+
+
 def _real_fer2013_of(card: dict) -> str:
     """$FER2013_PATH when it is the very file the card was measured on; otherwise skip (another copy, such as
     Kaggle's original CSV, differs from ours by JPEG rounding, so its figures differ slightly)."""
@@ -173,7 +238,7 @@ def test_evaluate_command_reproduces_the_flagship_headline():
            _real_fer2013_of(card), "--split", "PublicTest", "--tta", "shift", "--json"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
-    got = json.loads(run.stdout[run.stdout.index("{"):])
+    got = json.loads(run.stdout)  # the JSON alone on standard output
     want = card["results"]["tta_shift"]
     assert got["n"] == want["n"] == 3589
     assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-3)

@@ -59,7 +59,7 @@ class WebcamPanel(widgets.VBox):
     ``source`` is ``"browser"`` (the camera of the browser showing the notebook; works with remote kernels),
     ``"camera"`` (``cv2.VideoCapture(camera_index)`` on the kernel's machine), ``"file"`` (``video=path``) or
     ``"clip"`` (a generated clip of a real face; needs no camera). ``model`` is a ``.keras`` path, a shipped
-    model's name, a ``keras.Model``, an :class:`EmotionRecognizer`, or None for the best shipped model.
+    model's name, a ``keras.Model``, an :class:`EmotionRecognizer`, or None for the live webcam's default.
     ``detector`` is ``"blazeface"`` by default: live faces are large, and it leaves more of each frame's time to
     the network than Haar; pass ``"haar"`` for faces under about 45 pixels.
     """
@@ -83,7 +83,7 @@ class WebcamPanel(widgets.VBox):
         self._timer: threading.Timer | None = None
         self._table, self._row_extras = FaceTable(), []  # the recording; (source, latency) per row
         self._models = {name: str(path) for name, path in shipped_models().items()}
-        if model is None and self._models:  # the best shipped model fast enough for live video
+        if model is None and self._models:  # the live webcam's default (live_model_path())
             model = str(live_model_path(self._models))
         elif isinstance(model, str) and model in self._models:  # a shipped model's name
             model = self._models[model]
