@@ -38,7 +38,7 @@ def read_info(path: str | os.PathLike) -> dict:
 # The defaults, as the rule for a default (below; `python -m fer_utils defaults`, docs/results.md) chose them among
 # the shipped models on PublicTest, JAFFE and wild-faces: the photos' and videos' default, and the live webcam's. The
 # networks a wheel carries are these, each once; pyproject.toml's package-data lists the same files.
-DEFAULT_NETWORK, LIVE_NETWORK = "vgg8_distilled", "vgg8_distilled"
+DEFAULT_NETWORK, LIVE_NETWORK = "vgg8_distilled_resnet", "vgg8_distilled"
 PACKAGED = tuple(dict.fromkeys((DEFAULT_NETWORK, LIVE_NETWORK)))
 
 

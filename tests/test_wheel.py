@@ -22,7 +22,7 @@ from fer_utils.shipped import DEFAULT_NETWORK, LIVE_NETWORK, PACKAGED
 
 pytestmark = pytest.mark.slow
 
-MAX_WHEEL_BYTES = 10_000_000
+MAX_WHEEL_BYTES = 20_000_000
 BUILD_INPUTS = ("pyproject.toml", "README.md", "fer_utils")  # all that a build reads
 
 
@@ -70,7 +70,7 @@ def astronaut(tmp_path_factory) -> Path:
     return photo
 
 
-def test_the_wheel_carries_the_default_networks_and_blazeface_in_under_10_mb(wheel):
+def test_the_wheel_carries_the_default_networks_and_blazeface_in_under_20_mb(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert wheel.stat().st_size <= MAX_WHEEL_BYTES, f"{wheel.name} is {wheel.stat().st_size / 1e6:.1f} MB"
     assert sorted(n for n in names if n.startswith("fer_utils/networks/")) == sorted(
