@@ -124,6 +124,11 @@ def evaluate_corruptions(model: keras.Model, data: FERData, split: str | None = 
     return {"accuracy": acc, "mean": mean, "relative": relative, "split": split, "tta": tta, "n": len(part)}
 
 
+def _labels(data: FERData) -> np.ndarray | None:
+    """The emotions scores cover: a face collection's own (it may lack some), FER2013's seven (None) otherwise."""
+    return np.unique(data.emotions) if data.collection else None
+
+
 def evaluate(model: keras.Model, data: FERData, split: str | None = "PublicTest", *, tta: bool | str = False) -> dict:
     """Metrics of ``model`` on one split of ``data`` (``None``: every face), as a JSON-ready dict: :func:`score` and
     the accuracy's 95% bootstrap interval; the data named by its file name, since the dict goes into model cards
@@ -136,7 +141,7 @@ def evaluate(model: keras.Model, data: FERData, split: str | None = "PublicTest"
     collection = data.collection
     proba = predict_proba(model, part.images, tta=tta)
     _, low, high = accuracy_ci(part.emotions, proba)
-    result = score(part.emotions, proba, labels=np.unique(part.emotions) if collection else None)
+    result = score(part.emotions, proba, labels=_labels(part))
     return result | {"accuracy_ci": [low, high], "split": split, "tta": tta, "data": Path(data.source).name,
                      "synthetic": data.synthetic} | ({"collection": collection} if collection else {})
 
@@ -259,9 +264,8 @@ def compare(model: keras.Model, against: keras.Model, data: FERData, split: str 
     part = data if split is None else data.split(split)
     if (part.emotions < 0).any():
         raise ValueError(f"split {split!r} of {data.source} has faces without an emotion; it cannot be scored")
-    labels = np.unique(part.emotions) if data.collection else None
     result = paired_comparison(part.emotions, predict_proba(model, part.images, tta=tta),
-                               predict_proba(against, part.images, tta=tta), labels=labels)
+                               predict_proba(against, part.images, tta=tta), labels=_labels(part))
     return result | {"split": split, "tta": tta, "data": Path(data.source).name, "synthetic": data.synthetic}
 
 
@@ -280,16 +284,14 @@ def choose_defaults(models: dict[str, str | Path], datasets: dict[str, FERData],
             proba[name, d] = predict_proba(model, part.images, tta=tta)
 
     def against(a: str, b: str) -> dict[str, dict]:
-        return {d: paired_comparison(part.emotions, proba[a, d], proba[b, d],
-                                     labels=np.unique(part.emotions) if part.collection else None)
+        return {d: paired_comparison(part.emotions, proba[a, d], proba[b, d], labels=_labels(part))
                 for d, part in datasets.items()}
 
     live = {name: cost for name, cost in costs.items() if cost <= LIVE_MAX_FLOPS}
     chosen = {use: choose_default(candidates, against) for use, candidates in (("photo", costs), ("live", live))
               if candidates}
-    scores = {name: {d: {k: v for k, v in score(part.emotions, proba[name, d], labels=np.unique(part.emotions)
-                                                if part.collection else None).items() if k in ("accuracy", "macro_f1")}
-                     for d, part in datasets.items()} for name in models}
+    scores = {name: {d: {k: v for k, v in score(part.emotions, proba[name, d], labels=_labels(part)).items()
+                         if k in ("accuracy", "macro_f1")} for d, part in datasets.items()} for name in models}
     return {"tta": tta, "datasets": {d: len(part) for d, part in datasets.items()},
             "mflops": {n: c / 1e6 for n, c in costs.items()}, "scores": scores} | {
         use: {"model": m, "steps": steps} for use, (m, steps) in chosen.items()}
@@ -497,7 +499,7 @@ def compare_ensembles(members: dict[str, str | Path], data: FERData, split: str 
     from fer_utils.models import count_flops, load_model, read_info
 
     part = data if split is None else data.split(split)
-    labels = np.unique(part.emotions) if data.collection else None  # a collection: the emotions it has, as evaluate
+    labels = _labels(part)
     proba, flops, hours = {}, {}, {}
     for name, path in members.items():
         model = load_model(path)
@@ -513,7 +515,8 @@ def compare_ensembles(members: dict[str, str | Path], data: FERData, split: str 
             s = score(part.emotions, mean, labels=labels)
             row = {"members": " + ".join(subset), "n_members": k, "MFLOPs": sum(flops[m] for m in subset),
                    "train_hours": sum(hours[m] for m in subset), "accuracy": s["accuracy"],
-                   "macro_f1": s["macro_f1"], "disgust_recall": s["per_emotion"]["disgust"]["recall"], "n": s["n"]}
+                   "macro_f1": s["macro_f1"], "n": s["n"],
+                   "disgust_recall": s["per_emotion"].get("disgust", {}).get("recall", np.nan)}  # none in some
             best = max(subset, key=alone.get)
             pairs = {"vs_best_member": proba[best]} | ({} if reference is None else {"vs_against": reference})
             for column, other in pairs.items():
