@@ -23,7 +23,7 @@ from sklearn.metrics import (
 from fer_utils.constants import EMOTIONS
 from fer_utils.litert import quiet_native_logs, quiet_tensorflow_log
 from fer_utils.loader import FERData
-from fer_utils.shipped import LIVE_MAX_FLOPS, beyond_noise, choose_default
+from fer_utils.shipped import ALPHA, LIVE_MAX_FLOPS, beyond_noise, choose_default
 
 with quiet_native_logs():  # TensorFlow's oneDNN start-up line, which TF_CPP_MIN_LOG_LEVEL does not hide
     import keras
@@ -199,7 +199,7 @@ def accuracy_ci(emotions: np.ndarray, proba: np.ndarray, *, n_boot: int = 2000, 
 
 def paired_comparison(emotions: np.ndarray, proba: np.ndarray, against_proba: np.ndarray, *,
                       labels: np.ndarray | list[int] | None = None, n_boot: int = 2000, level: float = 0.95,
-                      seed: int = 0, alpha: float = 0.05) -> dict:
+                      seed: int = 0, alpha: float = ALPHA) -> dict:
     """Two sets of answers on the same faces, compared as a paper's reviewer would: the difference in accuracy
     (``proba``'s minus ``against_proba``'s) with a paired percentile bootstrap interval (both resampled with the same
     faces), McNemar's exact test on the faces only one of the two gets right (a binomial test, SciPy's), and the
