@@ -106,7 +106,7 @@ def cmd_evaluate(args) -> int:
 
     model = load_model(args.model)  # before the data: a wrong model path fails at once, not after loading FER2013
     data = _load_data(args)
-    split = args.split or (None if data.collection is not None else "PublicTest")
+    split = _split_of(args, data)
     if args.corruptions:
         return _print_corruptions(args, model, data, split)
     result = evaluate(model, data, split, tta=args.tta or False) | {"model": args.model}
@@ -123,7 +123,7 @@ def cmd_compare(args) -> int:
 
     model, against = load_model(args.model), load_model(args.against)  # before the data, as in evaluate
     data = _load_data(args)
-    split = args.split or (None if data.collection is not None else "PublicTest")
+    split = _split_of(args, data)
     result = compare(model, against, data, split, tta=args.tta or False) | {"model": args.model, "against": args.against}
     if args.json:
         print(json.dumps(result, indent=1), file=args.stdout)
@@ -268,7 +268,7 @@ def _print_ensembles(args) -> int:
     members = {Path(m).stem: check_model_file(m) for m in args.members}  # before the data, as in evaluate
     against = check_model_file(args.against) if args.against else default_model_path()
     data = _load_data(args)
-    split = args.split or (None if data.collection is not None else "PublicTest")
+    split = _split_of(args, data)
     table = compare_ensembles(members, data, split, tta=args.tta or False, against=against)
     print(f"every average of {len(members)} models on {split or 'every face'} of {data.label} (n={table['n'].iloc[0]}"
           f"{f', {args.tta} TTA' if args.tta else ''}); vs_best_member and vs_against: points of accuracy against its "
@@ -446,6 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="runs/reproduce")
     s.set_defaults(func=cmd_reproduce)
     return p
+
+
+def _split_of(args, data) -> str | None:
+    """``--split``, else PublicTest for FER2013 and every face (None) of a collection."""
+    return args.split or (None if data.collection is not None else "PublicTest")
 
 
 def _split_arg(s: argparse.ArgumentParser) -> None:

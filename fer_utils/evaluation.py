@@ -124,6 +124,14 @@ def evaluate_corruptions(model: keras.Model, data: FERData, split: str | None = 
     return {"accuracy": acc, "mean": mean, "relative": relative, "split": split, "tta": tta, "n": len(part)}
 
 
+def _scored_part(data: FERData, split: str | None) -> FERData:
+    """The faces of one split of ``data`` (``None``: every face), each with an emotion to score against."""
+    part = data if split is None else data.split(split)
+    if (part.emotions < 0).any():
+        raise ValueError(f"split {split!r} of {data.source} has faces without an emotion; it cannot be scored")
+    return part
+
+
 def _labels(data: FERData) -> np.ndarray | None:
     """The emotions scores cover: a face collection's own (it may lack some), FER2013's seven (None) otherwise."""
     return np.unique(data.emotions) if data.collection else None
@@ -135,9 +143,7 @@ def evaluate(model: keras.Model, data: FERData, split: str | None = "PublicTest"
     read on other machines. On a labelled face collection (:func:`fer_utils.collection.load_faces`) the model still
     chooses among the seven emotions, but per-emotion scores, macro-F1 and the confusion matrix's rows cover only
     the emotions the collection has, and ``"collection"`` says what it left out and skipped."""
-    part = data if split is None else data.split(split)
-    if (part.emotions < 0).any():
-        raise ValueError(f"split {split!r} of {data.source} has faces without an emotion; it cannot be scored")
+    part = _scored_part(data, split)
     collection = data.collection
     proba = predict_proba(model, part.images, tta=tta)
     _, low, high = accuracy_ci(part.emotions, proba)
@@ -261,9 +267,7 @@ def compare(model: keras.Model, against: keras.Model, data: FERData, split: str 
             tta: bool | str = False) -> dict:
     """:func:`paired_comparison` of two models on the same faces of one split of ``data`` (``None``: every face);
     on a face collection macro-F1 covers the emotions it has, as in :func:`evaluate`."""
-    part = data if split is None else data.split(split)
-    if (part.emotions < 0).any():
-        raise ValueError(f"split {split!r} of {data.source} has faces without an emotion; it cannot be scored")
+    part = _scored_part(data, split)
     result = paired_comparison(part.emotions, predict_proba(model, part.images, tta=tta),
                                predict_proba(against, part.images, tta=tta), labels=_labels(part))
     return result | {"split": split, "tta": tta, "data": Path(data.source).name, "synthetic": data.synthetic}
