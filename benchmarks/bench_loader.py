@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.loader import PROJECT_ROOT, load_fer2013
+from fer_utils.constants import PROJECT_ROOT
+from fer_utils.loader import load_fer2013
 
 SHARED = PROJECT_ROOT.parent / "shared" / "data" / "fer2013" / "fer2013-train-publictest.csv.gz"
 

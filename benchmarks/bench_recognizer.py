@@ -36,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from fer_utils.models import build_lenet, build_vgg, load_model, shipped_models  # noqa: E402
+from fer_utils.models import build_lenet, build_vgg, load_model  # noqa: E402
 from fer_utils.recognizer import EmotionRecognizer, annotate  # noqa: E402
 from fer_utils.scenes import make_video  # noqa: E402
+from fer_utils.shipped import shipped_models
 from fer_utils.video import analyze_video, iter_analysis  # noqa: E402
 from fer_utils.webcam import make_clip_frame  # noqa: E402
 

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from fer_utils.litert import quiet_native_logs
+from fer_utils.quiet import quiet_native_logs
 
 with quiet_native_logs():  # TensorFlow's start-up lines (absl, oneDNN, CPU features), twice: parent and child
     import keras

@@ -7,12 +7,13 @@ import os
 # TF_ENABLE_ONEDNN_OPTS=0 in the environment still turns them off.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 # TensorFlow's C++ INFO lines (CPU features and the like) would show in red in every notebook; its oneDNN line
-# ignores this, so fer_utils.litert.quiet_native_logs hides it where Keras is imported.
+# ignores this, so fer_utils.quiet.quiet_native_logs hides it where Keras is imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from fer_utils.constants import EMOTIONS, SPLITS
+from fer_utils.data import load_data
 from fer_utils.loader import FERData, FERDataError, find_dataset, load_fer2013
-from fer_utils.synthetic import load_or_synthesize, make_synthetic
+from fer_utils.synthetic import make_synthetic
 
 __all__ = [
     "EMOTIONS",
@@ -21,7 +22,7 @@ __all__ = [
     "FERDataError",
     "find_dataset",
     "load_fer2013",
-    "load_or_synthesize",
+    "load_data",
     "make_synthetic",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,12 @@
-"""Command line: ``python -m fer_utils {info,train,resume-file,pack,evaluate,compare,defaults,card,ensemble,export,correct-priors,reproduce,predict,video} ...`` (``--help`` on each)."""
+"""Command line: ``python -m fer_utils {info,train,resume-file,pack,evaluate,compare,defaults,card,ensemble,export,correct-priors,reproduce,predict,video} ...`` (``--help`` on each).
+
+One name per concept in every command: ``--model PATH`` is a model file, ``--data`` the faces (FER2013, a labelled
+face collection or ``synthetic``), ``--split`` and ``--tta`` what is scored, ``--out`` what is written, ``--json``
+the result as JSON alone on standard output. ``train`` names the network's architecture ``--arch``.
+
+Commands that need Keras (TensorFlow) or pandas import them inside: ``predict`` and every ``--help`` start without
+either, ``info`` and ``video`` without TensorFlow.
+"""
 
 from __future__ import annotations
 
@@ -11,27 +19,57 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_utils.collection import CONVENTIONS
-from fer_utils.constants import EMOTIONS
+from fer_utils.collection import CONVENTIONS, summary
+from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS
+from fer_utils.data import load_data, report_split
 from fer_utils.detector import DEFAULT_DETECTOR, DETECTORS, LIVE_DETECTOR
-from fer_utils.loader import FERDataError
-from fer_utils.recipe import FINE_TUNING, Recipe
+from fer_utils.images import read_image
+from fer_utils.litert import litert_path
+from fer_utils.loader import FERData, FERDataError, find_dataset, pack
+from fer_utils.recipe import FINE_TUNING, Recipe, fine_tuning, flag
+from fer_utils.recognizer import EmotionRecognizer
+from fer_utils.shipped import (
+    DEFAULT_NETWORK,
+    LIVE_NETWORK,
+    check_model_file,
+    default_model_path,
+    read_info,
+    shipped_models,
+)
 
-DATA_HELP = "FER2013 path (default: $FER2013_PATH, data/, else the synthetic default)"
-COLLECTION_HELP = ("FER2013, or a labelled face collection: folders named by emotion at any depth, KDEF or JAFFE file "
-                   "names, or a folder with --labels FILE (default: $FER2013_PATH, data/, else the synthetic default)")
+# ----------------------------------------------------------------------------------------------- data
+
+
+def _load_data(args) -> FERData:
+    """``--data`` of any command, through :func:`fer_utils.data.load_data`, with the collection flags
+    (``--labels``, ``--convention``, ``--report-skipped``, ``--crops``) and ``--synthetic-size`` where the command
+    has them."""
+    return load_data(args.data, getattr(args, "labels", None), convention=getattr(args, "convention", None),
+                     report_skipped=getattr(args, "report_skipped", None), crops=getattr(args, "crops", False),
+                     synthetic_size=getattr(args, "synthetic_size", 3500))
+
+
+def _split_of(args, data: FERData) -> str | None:
+    """``--split``, else the split a report is on (:func:`fer_utils.data.report_split`)."""
+    return args.split or report_split(data)
+
+
+def _tta_text(args) -> str:
+    return f", {args.tta} TTA" if args.tta else ""
+
+
+# ----------------------------------------------------------------------------------------------- commands: data
 
 
 def cmd_info(args) -> int:
-    from fer_utils.audit import find_duplicates
-    from fer_utils.loader import load_fer2013
+    from fer_utils.audit import find_duplicates  # pandas: only the commands that tabulate import it
 
-    data = load_fer2013(args.path)
+    data = _load_data(args)
     table = data.counts()
     dup = find_duplicates(data)
     if args.json:
-        summary = {"source": data.source, "counts": table.to_dict(), "duplicates": dup.summary()}
-        print(json.dumps(summary, indent=1), file=args.stdout)
+        record = {"source": data.source, "counts": table.to_dict(), "duplicates": dup.summary()}
+        print(json.dumps(record, indent=1), file=args.stdout)
     else:
         print(f"{data.label}: {len(data)} faces")
         print(table.to_string())
@@ -39,11 +77,19 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_pack(args) -> int:
+    data = _load_data(args)
+    out = pack(data, args.out)
+    print(f"packed {len(data)} faces of {data.label} into {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- commands: training
+
+
 def cmd_train(args) -> int:
+    # Keras: only the commands that need it import TensorFlow
     from fer_utils.card import fine_tuning_text, write_card
-    from fer_utils.litert import litert_path
-    from fer_utils.recipe import fine_tuning
-    from fer_utils.shipped import check_model_file
     from fer_utils.training import train
 
     if args.init:
@@ -55,9 +101,8 @@ def cmd_train(args) -> int:
     else:
         recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
     info = train(recipe, data, args.out, verbose=args.verbose)
-    val = "hold-out" if data.collection is not None else "PublicTest"
-    print(f"saved {args.out}: {val} accuracy {info['val_accuracy']:.4f} at epoch {info['best_epoch']}, "
-          f"{info['train_seconds'] / 60:.1f} min")
+    print(f"saved {args.out}: accuracy {info['val_accuracy']:.4f} on {info['val_split']}, which chose epoch "
+          f"{info['best_epoch']}; {info['train_seconds'] / 60:.1f} min")
     if data.collection is not None:  # the report on the hold-out, before and after: the card measures and keeps it
         card = write_card(args.out, data)
         print(fine_tuning_text(card))
@@ -67,7 +112,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_resume_file(args) -> int:
-    from fer_utils.training import write_resume
+    from fer_utils.training import write_resume  # Keras: only the commands that need it import TensorFlow
 
     path = write_resume(args.out)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): commit it; the same train command resumes from it "
@@ -75,32 +120,11 @@ def cmd_resume_file(args) -> int:
     return 0
 
 
-def cmd_pack(args) -> int:
-    from fer_utils.loader import load_fer2013, pack
-
-    data = load_fer2013(args.path)
-    out = pack(data, args.out)
-    print(f"packed {len(data)} faces of {data.label} into {out} ({out.stat().st_size / 1e6:.1f} MB)")
-    return 0
-
-
-def _load_data(args):
-    """``--data`` of any command: FER2013, a labelled face collection (with ``--labels``, ``--convention`` and
-    ``--report-skipped`` where the command has them), ``synthetic``, or by default $FER2013_PATH or data/, else the
-    synthetic default."""
-    from fer_utils.collection import load_faces
-    from fer_utils.synthetic import load_or_synthesize
-
-    labels, convention, report = (getattr(args, k, None) for k in ("labels", "convention", "report_skipped"))
-    if args.data is None or args.data == "synthetic":
-        if labels or convention or report:
-            raise ValueError("--labels, --convention and --report-skipped need --data COLLECTION, the folder of the faces")
-        return load_or_synthesize(args.data, synthetic_size=getattr(args, "synthetic_size", 3500))
-    return load_faces(args.data, labels, convention=convention, report_skipped=report,
-                      crops=getattr(args, "crops", False))
+# ----------------------------------------------------------------------------------------------- commands: scores
 
 
 def cmd_evaluate(args) -> int:
+    # Keras: only the commands that need it import TensorFlow
     from fer_utils.evaluation import evaluate
     from fer_utils.models import load_model
 
@@ -117,55 +141,8 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_compare(args) -> int:
-    from fer_utils.evaluation import compare, paired_text
-    from fer_utils.models import load_model
-
-    model, against = load_model(args.model), load_model(args.against)  # before the data, as in evaluate
-    data = _load_data(args)
-    split = _split_of(args, data)
-    result = compare(model, against, data, split, tta=args.tta or False) | {"model": args.model, "against": args.against}
-    if args.json:
-        print(json.dumps(result, indent=1), file=args.stdout)
-        return 0
-    print(f"{args.model} against {args.against} on {split or 'every face'} of {data.label} (n={result['n']}"
-          f"{f', {args.tta} TTA' if args.tta else ''}):")
-    print("  " + paired_text(result, Path(args.model).stem, Path(args.against).stem))
-    print(f"  macro-F1 {result['macro_f1']:.4f} vs {result['against_macro_f1']:.4f}")
-    return 0
-
-
-def cmd_defaults(args) -> int:
-    from fer_utils.collection import load_faces
-    from fer_utils.evaluation import choose_defaults, paired_text
-    from fer_utils.shipped import DEFAULT_NETWORK, LIVE_NETWORK, shipped_models
-
-    models = shipped_models()
-    data = _load_data(args)
-    datasets = {"PublicTest": data.split("PublicTest")} | {Path(c).name: load_faces(c) for c in args.collection}
-    result = choose_defaults(models, datasets, tta=args.tta or False)
-    if args.json:
-        print(json.dumps(result, indent=1), file=args.stdout)
-        return 0
-    print(f"the rule for a default on {', '.join(f'{d} (n={n})' for d, n in result['datasets'].items())}"
-          f"{f', {args.tta} TTA' if args.tta else ', no TTA (as the recognizer answers)'}; accuracy and macro-F1:")
-    for name, by_data in result["scores"].items():
-        print(f"  {name:16s} " + "  ".join(f"{d} {s['accuracy']:.4f} {s['macro_f1']:.3f}" for d, s in by_data.items()))
-    for use, now, what in (("photo", DEFAULT_NETWORK, "photos and videos"), ("live", LIVE_NETWORK, "the live webcam")):
-        costs = ", ".join(f"{n} {mflops:.0f}" for n, mflops in sorted(result["mflops"].items(), key=lambda x: x[1]))
-        print(f"{what}: from the cheapest up (MFLOPs a face: {costs})")
-        for step in result[use]["steps"]:
-            print(f"  {step['candidate']} against {step['serving']}: {'replaces it' if step['replaces'] else 'does not'}")
-            for d, c in step["comparisons"].items():
-                print(f"    {d}: {paired_text(c, step['candidate'], step['serving'])}")
-        print(f"  -> {result[use]['model']} serves {what} (the package's default now: {now})")
-    return 0
-
-
 def _print_report(result: dict, title: str, tta: str | None = None) -> None:
     """:func:`fer_utils.evaluation.evaluate`'s result as text: the same lines for FER2013 and for a collection."""
-    from fer_utils.collection import summary
-
     low, high = result["accuracy_ci"]
     over = f" over its {len(result['emotions'])} emotions" if "collection" in result else ""
     print(f"{title} (n={result['n']}{f', {tta} TTA' if tta else ''}): accuracy {result['accuracy']:.4f} "
@@ -181,63 +158,74 @@ def _print_report(result: dict, title: str, tta: str | None = None) -> None:
 
 
 def _print_corruptions(args, model, data, split) -> int:
-    from fer_utils.evaluation import evaluate_corruptions
+    from fer_utils.evaluation import evaluate_corruptions  # Keras: only the commands that need it import TensorFlow
 
     result = evaluate_corruptions(model, data, split, tta=args.tta or False) | {"model": args.model}
     if args.json:
         print(json.dumps(result, indent=1), file=args.stdout)
         return 0
-    print(f"{args.model} on {split or 'every face'} of {data.label} (n={result['n']}{f', {args.tta} TTA' if args.tta else ''}):")
+    print(f"{args.model} on {split or 'every face'} of {data.label} (n={result['n']}{_tta_text(args)}):")
     for name, acc in result["accuracy"].items():
         print(f"  {name:12s} accuracy {acc:.4f}")
     print(f"  mean under the corruptions {result['mean']:.4f} = {result['relative']:.1%} of clean")
     return 0
 
 
-def cmd_predict(args) -> int:
-    from fer_utils.images import read_image
-    from fer_utils.recognizer import EmotionRecognizer
+def cmd_compare(args) -> int:
+    # Keras: only the commands that need it import TensorFlow
+    from fer_utils.evaluation import compare, paired_text
+    from fer_utils.models import load_model
 
-    recognizer = EmotionRecognizer(args.model, args.detector, largest_only=args.largest_only,
-                                   min_face_size=args.min_face_size)
-    results = {}
-    for path in args.images:
-        results[path] = [f.as_dict() for f in recognizer.predict(read_image(path))]
+    model, against = load_model(args.model), load_model(args.against)  # before the data, as in evaluate
+    data = _load_data(args)
+    split = _split_of(args, data)
+    result = compare(model, against, data, split, tta=args.tta or False) | {"model": args.model, "against": args.against}
     if args.json:
-        print(json.dumps(results, indent=1), file=args.stdout)
+        print(json.dumps(result, indent=1), file=args.stdout)
         return 0
-    for path, faces in results.items():
-        print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
-        for f in faces:
-            top = sorted(f["probabilities"].items(), key=lambda kv: -kv[1])[:3]
-            print(f"  box {f['box']}: {f['emotion']} {f['score']:.3f} ({', '.join(f'{e} {p:.3f}' for e, p in top)})")
+    print(f"{args.model} against {args.against} on {split or 'every face'} of {data.label} (n={result['n']}"
+          f"{_tta_text(args)}):")
+    print("  " + paired_text(result, Path(args.model).stem, Path(args.against).stem))
+    print(f"  macro-F1 {result['macro_f1']:.4f} vs {result['against_macro_f1']:.4f}")
     return 0
 
 
-def cmd_video(args) -> int:
-    from fer_utils.video import analyze_video
+def cmd_defaults(args) -> int:
+    # Keras: only the commands that need it import TensorFlow
+    from fer_utils.evaluation import choose_defaults, paired_text
 
-    if args.out is None and args.csv is None:
-        raise ValueError("nothing to write: pass --out OUT.mp4 and/or --csv OUT.csv (or .parquet)")
-    df = analyze_video(args.input, model=args.model, detector=args.detector, out=args.out, table=args.csv,
-                       detect_every=args.detect_every, smoothing=args.smoothing, largest_only=args.largest_only,
-                       min_face_size=args.min_face_size, progress=not args.quiet)
-    frames = int(df["frame"].max()) + 1 if len(df) else 0
-    print(f"{args.input}: {len(df)} face rows, {df['face_id'].nunique()} faces tracked"
-          f"{f', last face at frame {frames - 1}' if frames else ''}"
-          f"{f'; video {args.out}' if args.out else ''}{f'; table {args.csv}' if args.csv else ''}")
+    models = shipped_models()
+    data = _load_data(args)
+    datasets = {"PublicTest": data.split("PublicTest")} | {Path(c).name: load_data(c) for c in args.collection}
+    result = choose_defaults(models, datasets, tta=args.tta or False)
+    if args.json:
+        print(json.dumps(result, indent=1), file=args.stdout)
+        return 0
+    print(f"the rule for a default on {', '.join(f'{d} (n={n})' for d, n in result['datasets'].items())}"
+          f"{_tta_text(args) or ', no TTA (as the recognizer answers)'}; accuracy and macro-F1:")
+    for name, by_data in result["scores"].items():
+        print(f"  {name:16s} " + "  ".join(f"{d} {s['accuracy']:.4f} {s['macro_f1']:.3f}" for d, s in by_data.items()))
+    for use, now, what in (("photo", DEFAULT_NETWORK, "photos and videos"), ("live", LIVE_NETWORK, "the live webcam")):
+        costs = ", ".join(f"{n} {mflops:.0f}" for n, mflops in sorted(result["mflops"].items(), key=lambda x: x[1]))
+        print(f"{what}: from the cheapest up (MFLOPs a face: {costs})")
+        for step in result[use]["steps"]:
+            print(f"  {step['candidate']} against {step['serving']}: {'replaces it' if step['replaces'] else 'does not'}")
+            for d, c in step["comparisons"].items():
+                print(f"    {d}: {paired_text(c, step['candidate'], step['serving'])}")
+        print(f"  -> {result[use]['model']} serves {what} (the package's default now: {now})")
     return 0
+
+
+# ----------------------------------------------------------------------------------------------- commands: models
 
 
 def cmd_card(args) -> int:
-    from fer_utils.card import write_card
-    from fer_utils.shipped import check_model_file
-    from fer_utils.synthetic import load_or_synthesize
+    from fer_utils.card import write_card  # Keras: only the commands that need it import TensorFlow
 
     check_model_file(args.model)  # before the data: a wrong model path fails at once, not after loading FER2013
-    ablation = json.loads(open(args.ablation).read()) if args.ablation else None
+    ablation = json.loads(Path(args.ablation).read_text()) if args.ablation else None
     against = check_model_file(args.against) if args.against else None
-    card = write_card(args.model, load_or_synthesize(args.data), args.split, ablation, against)
+    card = write_card(args.model, _load_data(args), args.split, ablation, against)
     r = card["results"]
     print(f"wrote the card of {args.model}: {card['split']} accuracy {r['plain']['accuracy']:.4f} "
           f"(flip TTA {r['tta']['accuracy']:.4f}, flip and shift TTA {r['tta_shift']['accuracy']:.4f}), "
@@ -246,7 +234,7 @@ def cmd_card(args) -> int:
 
 
 def cmd_ensemble(args) -> int:
-    from fer_utils.models import save_ensemble
+    from fer_utils.models import save_ensemble  # Keras: only the commands that need it import TensorFlow
 
     if args.compare:
         return _print_ensembles(args)
@@ -260,10 +248,9 @@ def cmd_ensemble(args) -> int:
 
 
 def _print_ensembles(args) -> int:
-    import pandas as pd
+    import pandas as pd  # pandas: only the commands that tabulate import it
 
-    from fer_utils.evaluation import compare_ensembles
-    from fer_utils.shipped import check_model_file, default_model_path
+    from fer_utils.evaluation import compare_ensembles  # Keras: only the commands that need it import TensorFlow
 
     members = {Path(m).stem: check_model_file(m) for m in args.members}  # before the data, as in evaluate
     against = check_model_file(args.against) if args.against else default_model_path()
@@ -271,8 +258,8 @@ def _print_ensembles(args) -> int:
     split = _split_of(args, data)
     table = compare_ensembles(members, data, split, tta=args.tta or False, against=against)
     print(f"every average of {len(members)} models on {split or 'every face'} of {data.label} (n={table['n'].iloc[0]}"
-          f"{f', {args.tta} TTA' if args.tta else ''}); vs_best_member and vs_against: points of accuracy against its "
-          f"best member and against {against.stem}, paired on the same faces, with McNemar's p:")
+          f"{_tta_text(args)}); vs_best_member and vs_against: points of accuracy against its best member and against "
+          f"{against.stem}, paired on the same faces, with McNemar's p:")
     with pd.option_context("display.width", 250, "display.max_colwidth", 80):
         print(table.drop(columns="n").round({"MFLOPs": 0, "train_hours": 2, "accuracy": 4, "macro_f1": 4,
                                              "disgust_recall": 3, "vs_best_member": 2, "vs_best_member_p": 3,
@@ -281,8 +268,7 @@ def _print_ensembles(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from fer_utils.litert import litert_path
-    from fer_utils.models import export_litert, load_model
+    from fer_utils.models import export_litert, load_model  # Keras: only the commands that need it import TensorFlow
 
     out = export_litert(load_model(args.model), args.out or litert_path(args.model))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {args.model} for LiteRT, which the recognizer runs")
@@ -290,11 +276,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_correct_priors(args) -> int:
-    from fer_utils.models import correct_priors, load_model, read_info, save_model
-    from fer_utils.synthetic import load_or_synthesize
+    # Keras: only the commands that need it import TensorFlow
+    from fer_utils.models import correct_priors, load_model, save_model
 
     model = load_model(args.model)  # before the data, as in evaluate
-    train_part = load_or_synthesize(args.data).split("Training")
+    train_part = _load_data(args).split("Training")
     prior = np.bincount(train_part.emotions, minlength=len(EMOTIONS)) / len(train_part)
     info = read_info(args.model) | {"prior_correction": {"tau": args.tau, "prior": prior.tolist()}}
     save_model(correct_priors(model, prior, args.tau), args.out, info)
@@ -303,159 +289,214 @@ def cmd_correct_priors(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from fer_utils.card import reproduce
-    from fer_utils.loader import load_fer2013
+    from fer_utils.card import reproduce  # Keras: only the commands that need it import TensorFlow
 
-    if not args.data:
-        from fer_utils.constants import DOWNLOAD_HINT
-        from fer_utils.loader import find_dataset
-
+    if args.data is None:
         args.data = find_dataset()
         if args.data is None:
             raise FileNotFoundError(f"reproduce needs the real FER2013. {DOWNLOAD_HINT}")
-    reproduce(args.models, load_fer2013(args.data), args.out)
+    reproduce(args.models, _load_data(args), args.out)
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- commands: faces
+
+
+def cmd_predict(args) -> int:
+    recognizer = EmotionRecognizer(args.model, args.detector, largest_only=args.largest_only,
+                                   min_face_size=args.min_face_size)
+    results = {path: [f.as_dict() for f in recognizer.predict(read_image(path))] for path in args.images}
+    if args.json:
+        print(json.dumps(results, indent=1), file=args.stdout)
+        return 0
+    for path, faces in results.items():
+        print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+        for f in faces:
+            top = sorted(f["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+            print(f"  box {f['box']}: {f['emotion']} {f['score']:.3f} ({', '.join(f'{e} {p:.3f}' for e, p in top)})")
+    return 0
+
+
+def cmd_video(args) -> int:
+    from fer_utils.video import analyze_video  # pandas: only the commands that tabulate import it
+
+    if args.out is None and args.csv is None:
+        raise ValueError("nothing to write: pass --out OUT.mp4 and/or --csv OUT.csv (or .parquet)")
+    df = analyze_video(args.input, model=args.model, detector=args.detector, out=args.out, table=args.csv,
+                       detect_every=args.detect_every, smoothing=args.smoothing, largest_only=args.largest_only,
+                       min_face_size=args.min_face_size, progress=not args.quiet)
+    frames = int(df["frame"].max()) + 1 if len(df) else 0
+    print(f"{args.input}: {len(df)} face rows, {df['face_id'].nunique()} faces tracked"
+          f"{f', last face at frame {frames - 1}' if frames else ''}"
+          f"{f'; video {args.out}' if args.out else ''}{f'; table {args.csv}' if args.csv else ''}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- the parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m fer_utils", description=__doc__)
+    """Every command, group by group: data, training, scores, models, faces."""
+    p = argparse.ArgumentParser(prog="python -m fer_utils", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-
-    s = sub.add_parser("info", help="Table 1: faces per emotion and split, and duplicate images")
-    s.add_argument("path", help="fer2013.csv(.gz), icml_face_data.csv, train.csv or an image folder")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_info)
-
-    schedule = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in FINE_TUNING.items())
-    s = sub.add_parser("train", help="train a model, or fine-tune one on faces of your own (--init MODEL --data "
-                                     "FOLDER); rerun the same command to resume from its checkpoint",
-                       epilog="Fine-tuning: with --init, the network (--model, --model-kwargs) is the init model's "
-                              f"unless given; on a collection of your own faces the schedule is {schedule} unless "
-                              "given (for a few hundred faces), a --holdout share of the faces (stratified by "
-                              "emotion; whole people with --group-by) chooses the epoch, and train prints the "
-                              "hold-out's accuracy and macro-F1 before and after and writes the model's card.")
-    s.add_argument("--data", help="FER2013 path, a labelled face collection (as for evaluate), or 'synthetic' "
-                                  "(default: $FER2013_PATH, data/, else synthetic)")
-    _collection_args(s)
-    s.add_argument("--out", required=True, help="where to save, e.g. models/lenet.keras")
-    _recipe_args(s)
-    s.add_argument("--synthetic-size", type=int, default=3500)
-    s.add_argument("--verbose", type=int, default=2, help="0 silent, 1 progress bar, 2 one line per epoch")
-    s.set_defaults(func=cmd_train)
-
-    s = sub.add_parser("resume-file", help="a run's checkpoint as one small file to commit, to resume it in another "
-                                           "session (OUT.resume.npz: bfloat16 weights and optimizer state)")
-    s.add_argument("out", metavar="OUT", help="the --out of the run, e.g. models/resnet.keras")
-    s.set_defaults(func=cmd_resume_file)
-
-    s = sub.add_parser("pack", help="a packed copy of FER2013 (.npz.xz, a third smaller) to carry to a GPU machine")
-    s.add_argument("path", help="fer2013.csv(.gz) or any layout `info` reads")
-    s.add_argument("--out", required=True, help="e.g. fer2013.npz.xz")
-    s.set_defaults(func=cmd_pack)
-
-    s = sub.add_parser("evaluate", help="accuracy, macro-F1, per-emotion metrics and confusion matrix, on FER2013 or "
-                                        "any labelled face collection")
-    s.add_argument("--model", required=True)
-    s.add_argument("--data", help=COLLECTION_HELP)
-    _collection_args(s)
-    _split_arg(s)
-    _tta_arg(s)
-    s.add_argument("--corruptions", action="store_true",
-                   help="accuracy under each fixed, seeded corruption (blur, jpeg, light, contrast, gamma, noise, "
-                        "rotation, scale and crop) and their mean relative to clean faces")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_evaluate)
-
-    s = sub.add_parser("compare", help="two models on the same faces: the accuracy difference with a paired bootstrap "
-                                       "interval, McNemar's exact test, and the macro-F1 difference")
-    s.add_argument("--model", required=True, help="model A (.keras)")
-    s.add_argument("--against", required=True, help="model B (.keras); the difference is A's minus B's")
-    s.add_argument("--data", help=COLLECTION_HELP)
-    _collection_args(s)
-    _split_arg(s)
-    _tta_arg(s)
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_compare)
-
-    s = sub.add_parser("defaults", help="apply the rule for a default to the shipped models: from the cheapest up, a "
-                                        "costlier one serves only where paired tests show a gain beyond noise on "
-                                        "PublicTest or a collection and no loss beyond noise on any")
-    s.add_argument("--data", help=DATA_HELP)
-    s.add_argument("--collection", action="append", default=[], metavar="FOLDER",
-                   help="a development collection of labelled faces (as for evaluate --data; its labels from folder "
-                        "or file names, or a labels.csv in it); repeat for several")
-    _tta_arg(s)
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_defaults)
-
-    s = sub.add_parser("predict", help="faces and emotions in image files")
-    s.add_argument("images", nargs="+", metavar="IMAGE")
-    _recognizer_args(s, DEFAULT_DETECTOR, ": the surest on tightly cropped faces")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_predict)
-
-    s = sub.add_parser("video", help="a video file -> annotated video and a table of faces and emotions over time")
-    s.add_argument("input", metavar="IN")
-    s.add_argument("--out", help="annotated video to write (.mp4)")
-    s.add_argument("--csv", help="table to write (.csv or .parquet)")
-    _recognizer_args(s, LIVE_DETECTOR, ": 3x Haar's frame rate on a 640x480 face, 56 vs 17 fps on the slowest 2-core "
-                                       "CPU we measured, and better with turned faces")
-    s.add_argument("--detect-every", type=int, default=1, help="run the detector every N frames, track in between")
-    s.add_argument("--smoothing", type=float, default=0.0, help="weight of the past in [0, 1) (0 = off)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_video)
-
-    s = sub.add_parser("card", help="evaluate a trained model and write its model card (models/NAME.md and .json)")
-    s.add_argument("model")
-    s.add_argument("--data", help=DATA_HELP)
-    s.add_argument("--split", help="default: PublicTest; for a model trained on a collection, its hold-out")
-    s.add_argument("--ablation", help="a JSON file: a list of rows for the card's ablation table")
-    s.add_argument("--against", help="the model this one was meant to replace: the card carries their paired "
-                                     "comparison on the same faces")
-    s.set_defaults(func=cmd_card)
-
-    s = sub.add_parser("ensemble", help="average saved models into one .keras model (then `card` it)")
-    s.add_argument("members", nargs="+", metavar="MODEL", help="two or more .keras models")
-    s.add_argument("--out", help="where to save, e.g. models/vgg8_lenet.keras")
-    s.add_argument("--compare", action="store_true", help="save nothing: score each member and every average of two "
-                   "or more on --split of --data (accuracy, macro-F1, MFLOPs, training hours), to choose one")
-    s.add_argument("--data", help=COLLECTION_HELP)
-    _collection_args(s)
-    _split_arg(s)
-    _tta_arg(s)
-    s.add_argument("--against", help="with --compare: the model each average is paired against (default: the "
-                                     "photo default, the model it would replace)")
-    s.set_defaults(func=cmd_ensemble)
-
-    s = sub.add_parser("export", help="write a .keras model's .tflite, which the recognizer runs (train, "
-                                     "ensemble and card do too)")
-    s.add_argument("model")
-    s.add_argument("--out", help="default: beside MODEL; for a model in models/, fer_utils/networks/")
-    s.set_defaults(func=cmd_export)
-
-    s = sub.add_parser("correct-priors", help="answer rare emotions more often: divide probabilities by prior ** tau")
-    s.add_argument("model")
-    s.add_argument("--tau", type=float, required=True, help="0 = unchanged, 1 = full correction; choose on PublicTest")
-    s.add_argument("--data", help="the FER2013 whose Training emotion shares are the prior (default: as for train)")
-    s.add_argument("--out", required=True, help="where to save the corrected copy")
-    s.set_defaults(func=cmd_correct_priors)
-
-    s = sub.add_parser("reproduce", help="retrain every carded model from its recipe and compare with its card")
-    s.add_argument("--data", help="FER2013 path (default: $FER2013_PATH or data/)")
-    s.add_argument("--models", default="models")
-    s.add_argument("--out", default="runs/reproduce")
-    s.set_defaults(func=cmd_reproduce)
+    for add in (_data_commands, _training_commands, _score_commands, _model_commands, _face_commands):
+        add(sub)
     return p
 
 
-def _split_of(args, data) -> str | None:
-    """``--split``, else PublicTest for FER2013 and every face (None) of a collection."""
-    return args.split or (None if data.collection is not None else "PublicTest")
+def _command(sub, name: str, func, help_: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand ``name`` that runs ``func``."""
+    s = sub.add_parser(name, help=help_, description=help_, **kwargs)
+    s.set_defaults(func=func)
+    return s
 
 
-def _split_arg(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--split", choices=["Training", "PublicTest", "PrivateTest", "Test"],
-                   help="default: PublicTest for FER2013, every face of a collection")
+def _data_commands(sub) -> None:
+    s = _command(sub, "info", cmd_info, "Table 1: faces per emotion and split, and duplicate images")
+    _data_arg(s)
+    _json_arg(s)
+
+    s = _command(sub, "pack", cmd_pack, "a packed copy of FER2013 (.npz.xz, a third smaller) to carry to a GPU machine")
+    _data_arg(s)
+    s.add_argument("--out", required=True, help="the packed copy to write, ending in .npz.xz (required)")
+
+
+def _training_commands(sub) -> None:
+    schedule = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in FINE_TUNING.items())
+    s = _command(sub, "train", cmd_train, "train a model, or fine-tune one on faces of your own (--init MODEL --data "
+                                          "FOLDER); rerun the same command to resume from its checkpoint",
+                 epilog="Fine-tuning: with --init, the network (--arch, --arch-kwargs) is the init model's unless "
+                        f"given; on a collection of your own faces the schedule is {schedule} unless given (for a few "
+                        "hundred faces), a --holdout share of the faces (stratified by emotion; whole people with "
+                        "--group-by) chooses the epoch, and train prints the hold-out's accuracy and macro-F1 before "
+                        "and after and writes the model's card.")
+    _data_arg(s)
+    _collection_args(s)
+    s.add_argument("--out", required=True, help="the model to write, e.g. models/lenet.keras, with its .tflite beside "
+                                                "it; its checkpoint goes to OUT.ckpt/ until the run ends (required)")
+    _recipe_args(s)
+    s.add_argument("--synthetic-size", type=int, default=3500, help="faces of --data synthetic (default 3500)")
+    s.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2],
+                   help="0 silent, 1 progress bar, 2 one line per epoch (default 2)")
+
+    s = _command(sub, "resume-file", cmd_resume_file, "a run's checkpoint as one small file to commit, to resume it in "
+                                                      "another session (bfloat16 weights and optimizer state)")
+    s.add_argument("--out", required=True, help="the --out of the run, e.g. models/resnet.keras; writes "
+                                                "OUT.resume.npz beside it (required)")
+
+
+def _score_commands(sub) -> None:
+    s = _command(sub, "evaluate", cmd_evaluate, "accuracy, macro-F1, per-emotion metrics and confusion matrix, on "
+                                                "FER2013 or any labelled face collection")
+    _model_arg(s)
+    _scored_data_args(s)
+    s.add_argument("--corruptions", action="store_true",
+                   help="accuracy under each fixed, seeded corruption (blur, jpeg, light, contrast, gamma, noise, "
+                        "rotation, scale and crop) and their mean relative to clean faces")
+    _json_arg(s)
+
+    s = _command(sub, "compare", cmd_compare, "two models on the same faces: the accuracy difference with a paired "
+                                              "bootstrap interval, McNemar's exact test, and the macro-F1 difference")
+    _model_arg(s, "model A, a .keras file (required)")
+    s.add_argument("--against", required=True, metavar="MODEL", help="model B, a .keras file; the difference is A's "
+                                                                     "minus B's (required)")
+    _scored_data_args(s)
+    _json_arg(s)
+
+    s = _command(sub, "defaults", cmd_defaults, "apply the rule for a default to the shipped models: from the cheapest "
+                                                "up, a costlier one serves only where paired tests show a gain beyond "
+                                                "noise on PublicTest or a collection and no loss beyond noise on any")
+    _data_arg(s)
+    s.add_argument("--collection", action="append", default=[], metavar="FOLDER",
+                   help="a development collection of labelled faces, as for --data; repeat for several (default none)")
+    _tta_arg(s)
+    _json_arg(s)
+
+
+def _model_commands(sub) -> None:
+    s = _command(sub, "card", cmd_card, "evaluate a trained model and write its model card (MODEL's .md and .json)")
+    _model_arg(s)
+    _data_arg(s)
+    _split_arg(s, "default: PublicTest; for a model trained on a collection, its hold-out")
+    s.add_argument("--ablation", metavar="FILE", help="a JSON file: a list of rows for the card's ablation table")
+    s.add_argument("--against", metavar="MODEL", help="the .keras model this one was meant to replace: the card "
+                                                      "carries their paired comparison on the same faces")
+
+    s = _command(sub, "ensemble", cmd_ensemble, "average saved models into one .keras model (then `card` it), or "
+                                                "--compare every average of them")
+    s.add_argument("members", nargs="+", metavar="MODEL", help="two or more .keras models")
+    s.add_argument("--out", help="the average to write, e.g. models/vgg8_lenet.keras, with its .tflite (needed "
+                                 "without --compare)")
+    s.add_argument("--compare", action="store_true", help="save nothing: score each member and every average of two "
+                   "or more on --split of --data (accuracy, macro-F1, MFLOPs, training hours), to choose one")
+    _scored_data_args(s)
+    s.add_argument("--against", metavar="MODEL", help="with --compare: the model each average is paired against "
+                                                      "(default: the photo default, the model it would replace)")
+
+    s = _command(sub, "export", cmd_export, "write a .keras model's .tflite, which the recognizer runs (train, "
+                                            "ensemble and card do too)")
+    _model_arg(s)
+    s.add_argument("--out", help="the .tflite to write (default: beside MODEL; for a model in models/, "
+                                 "fer_utils/networks/)")
+
+    s = _command(sub, "correct-priors", cmd_correct_priors, "answer rare emotions more often: divide probabilities "
+                                                            "by prior ** tau")
+    _model_arg(s)
+    s.add_argument("--tau", type=float, required=True, help="0 = unchanged, 1 = full correction; choose on "
+                                                            "PublicTest (required)")
+    _data_arg(s, "; its Training emotion shares are the prior")
+    s.add_argument("--out", required=True, help="the corrected copy of MODEL to write, a .keras file (required)")
+
+    s = _command(sub, "reproduce", cmd_reproduce, "retrain every carded model from its recipe and compare with its card")
+    _data_arg(s, "; reproduce needs the real FER2013, not the synthetic default")
+    s.add_argument("--models", default="models", metavar="FOLDER", help="the folder of the cards (default models)")
+    s.add_argument("--out", default="runs/reproduce", metavar="FOLDER",
+                   help="the folder to write the retrained models and their comparison to (default runs/reproduce)")
+
+
+def _face_commands(sub) -> None:
+    s = _command(sub, "predict", cmd_predict, "faces and emotions in image files")
+    s.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    _recognizer_args(s, DEFAULT_DETECTOR, ": the surest on tightly cropped faces")
+    _json_arg(s)
+
+    s = _command(sub, "video", cmd_video, "a video file -> annotated video and a table of faces and emotions over time")
+    s.add_argument("input", metavar="IN", help="the video file to read")
+    s.add_argument("--out", help="the annotated video to write, .mp4 (default none; --out or --csv needed)")
+    s.add_argument("--csv", help="the table of faces to write, .csv or .parquet (default none)")
+    _recognizer_args(s, LIVE_DETECTOR, ": 3x Haar's frame rate on a 640x480 face, 56 vs 17 fps on the slowest 2-core "
+                                       "CPU we measured, and better with turned faces")
+    s.add_argument("--detect-every", type=int, default=1, help="run the detector every N frames, track in between "
+                                                               "(default 1)")
+    s.add_argument("--smoothing", type=float, default=0.0, help="weight of the past in [0, 1) (default 0 = off)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# ----------------------------------------------------------------------------------------------- shared flags
+
+
+def _model_arg(s: argparse.ArgumentParser, help_: str = "the model, a .keras file (required)") -> None:
+    s.add_argument("--model", required=True, metavar="MODEL", help=help_)
+
+
+def _data_arg(s: argparse.ArgumentParser, role: str = "") -> None:
+    s.add_argument("--data", metavar="DATA", help="FER2013 (a .csv(.gz), .npz.xz or image folder), a labelled face "
+                                                  "collection (a folder), or 'synthetic' (default: $FER2013_PATH, "
+                                                  f"else data/, else the synthetic default){role}")
+
+
+def _scored_data_args(s: argparse.ArgumentParser) -> None:
+    """The faces a score is on: ``--data`` (with a collection's flags), ``--split`` and ``--tta``."""
+    _data_arg(s)
+    _collection_args(s)
+    _split_arg(s)
+    _tta_arg(s)
+
+
+def _split_arg(s: argparse.ArgumentParser, default: str = "default: PublicTest for FER2013, every face of a "
+                                                          "collection") -> None:
+    s.add_argument("--split", choices=["Training", "PublicTest", "PrivateTest", "Test"], help=default)
 
 
 def _tta_arg(s: argparse.ArgumentParser) -> None:
@@ -463,6 +504,11 @@ def _tta_arg(s: argparse.ArgumentParser) -> None:
                    help="test-time augmentation, for every model the command scores (default: none, as the recognizer "
                         "answers): 'flip' (the default of a bare --tta) averages each face with its mirror; 'shift' "
                         "also with both moved 2 px left, right, up and down (10 views)")
+
+
+def _json_arg(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--json", action="store_true", help="print the result as JSON alone on standard output (the lines "
+                                                       "for people go to standard error)")
 
 
 def _collection_args(s: argparse.ArgumentParser) -> None:
@@ -480,19 +526,23 @@ def _collection_args(s: argparse.ArgumentParser) -> None:
 
 
 def _recipe_args(s: argparse.ArgumentParser) -> None:
-    """One flag per field of :class:`fer_utils.recipe.Recipe`, with its default and type; ``recipe_flags_given``
-    says which were given (fine-tuning takes the others from the model it starts from and its short schedule)."""
+    """One flag per field of :class:`fer_utils.recipe.Recipe` (:func:`fer_utils.recipe.flag`: ``model`` is
+    ``--arch``), stored under the field's name, with its default and type; ``recipe_flags_given`` says which were
+    given (fine-tuning takes the others from the model it starts from and its short schedule)."""
     s.set_defaults(recipe_flags_given=frozenset())
     for f in dataclasses.fields(Recipe):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        flag, help_ = "--" + f.name.replace("_", "-"), f.metadata.get("help", "")
+        help_, named = f.metadata.get("help", ""), {"dest": f.name, "action": _Given}
         if isinstance(default, bool):
-            s.add_argument(flag, action=_Given, nargs=0, const=True, default=False, help=help_)
-        elif isinstance(default, dict):
-            s.add_argument(flag, action=_Given, type=json.loads, default=default, help=help_)
+            s.add_argument(flag(f), **named, nargs=0, const=True, default=False, help=help_)
+            continue
+        named["metavar"] = flag(f).lstrip("-").replace("-", "_").upper()  # --arch ARCH, not --arch MODEL
+        if isinstance(default, dict):
+            s.add_argument(flag(f), **named, type=json.loads, default=default,
+                           help=f"{help_} (default {json.dumps(default)})".strip())
         else:
-            kind = type(default) if default is not None else str
-            s.add_argument(flag, action=_Given, type=kind, default=default, help=f"{help_} (default {default})".strip())
+            s.add_argument(flag(f), **named, type=type(default) if default is not None else str, default=default,
+                           help=f"{help_} (default {'none' if default is None else default})".strip())
 
 
 class _Given(argparse.Action):
@@ -504,13 +554,14 @@ class _Given(argparse.Action):
 
 
 def _recognizer_args(s: argparse.ArgumentParser, detector: str = DEFAULT_DETECTOR, why: str = "") -> None:
-    s.add_argument("--model", help="a .keras or .tflite model (default: the shipped default the rule for a default "
-                                   "chose, see `defaults`; it runs at over 30 fps with blazeface)")
+    s.add_argument("--model", metavar="MODEL", help="a .keras or .tflite model (default: the shipped default the rule "
+                                                    "for a default chose, see `defaults`)")
     s.add_argument("--detector", default=detector, choices=DETECTORS,
                    help=f"haar, blazeface (several times faster; faces of 45 px or more) or mtcnn (default {detector}"
                         f"{why})")
     s.add_argument("--largest-only", action="store_true", help="only the largest face of each frame")
-    s.add_argument("--min-face-size", type=int, default=40, help="ignore faces smaller than this (pixels)")
+    s.add_argument("--min-face-size", type=int, default=40, help="ignore faces smaller than this, in pixels "
+                                                                 "(default 40)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from fer_utils.loader import FERData
 class DuplicateReport:
     """Groups of identical faces: ``groups`` has one row per face that has at least one exact copy."""
 
-    groups: pd.DataFrame  # columns: group, index, split, emotion
+    groups: pd.DataFrame  # columns: group, row (in the data), split, emotion
     n_faces: int
 
     def summary(self) -> dict:
@@ -59,11 +59,11 @@ def find_duplicates(data: FERData) -> DuplicateReport:
     _, inverse, counts = np.unique(digests, return_inverse=True, return_counts=True)
     dup = np.flatnonzero(counts[inverse] > 1)
     groups = pd.DataFrame(
-        {"group": inverse[dup], "index": dup, "split": data.splits[dup], "emotion": data.emotions[dup].astype(int)}
+        {"group": inverse[dup], "row": dup, "split": data.splits[dup], "emotion": data.emotions[dup].astype(int)}
     )
     if len(groups):
         groups["group"] = pd.factorize(groups["group"])[0]
-    return DuplicateReport(groups.sort_values(["group", "index"]).reset_index(drop=True), len(data))
+    return DuplicateReport(groups.sort_values(["group", "row"]).reset_index(drop=True), len(data))
 
 
 def find_blank(data: FERData, max_std: float = 3.0) -> np.ndarray:

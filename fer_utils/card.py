@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from fer_utils.atomic import write_atomic
-from fer_utils.constants import PROJECT_ROOT
+from fer_utils.constants import EMOTIONS, PROJECT_ROOT
 from fer_utils.evaluation import compare, evaluate, evaluate_corruptions, paired_text
 from fer_utils.litert import litert_path
-from fer_utils.loader import EMOTIONS, FERData
-from fer_utils.models import correct_priors, export_litert, load_model, read_info
+from fer_utils.loader import FERData
+from fer_utils.models import correct_priors, export_litert, load_model
 from fer_utils.recipe import Recipe
+from fer_utils.shipped import read_info
+from fer_utils.training import train
 
 HOLDOUT = "hold-out"  # the split a card of a model trained on a collection reports on
 
@@ -76,7 +78,7 @@ def data_text(record: dict | None, code: str = "") -> str:
 
 def provenance(info: dict) -> str:
     """Where a model comes from, in one line for a notebook: the data it was trained on (file name and sha256) and
-    the epoch kept, or for an ensemble the members it averages. ``info`` is :func:`fer_utils.models.read_info`'s."""
+    the epoch kept, or for an ensemble the members it averages. ``info`` is :func:`fer_utils.shipped.read_info`'s."""
     d = info.get("data")
     if info.get("members"):
         return (f"an ensemble: it averages the probabilities of {' and '.join(info['members'])}, each trained on "
@@ -101,7 +103,7 @@ def training_speed(info: dict) -> float | None:
 
 
 def training_records(model_path: str | os.PathLike) -> dict[str, dict]:
-    """The training records (:func:`fer_utils.models.read_info`) with a per-epoch history, by file name: the model's
+    """The training records (:func:`fer_utils.shipped.read_info`) with a per-epoch history, by file name: the model's
     own, or for an ensemble (which has none) those of its members found beside it."""
     path = Path(model_path)
     info = read_info(path)
@@ -322,7 +324,7 @@ def _recipe_lines(card: dict) -> list[str]:
     if card["prior_correction"]:
         tau = card["prior_correction"]["tau"]
         lines.append(f"- Prior correction: the trained model's probabilities divided by the Training emotion shares "
-                     f"to the power {tau} (`python -m fer_utils correct-priors MODEL --tau {tau}`), so rare emotions "
+                     f"to the power {tau} (`python -m fer_utils correct-priors --model MODEL --tau {tau}`), so rare emotions "
                      "are answered more often.")
     return lines
 
@@ -340,8 +342,6 @@ def _duration(seconds: float) -> str:
 
 def reproduce(models_dir: str | os.PathLike, data: FERData, out_dir: str | os.PathLike) -> list[dict]:
     """Retrain every carded model in ``models_dir`` from its recipe into ``out_dir`` and compare with its card."""
-    from fer_utils.training import train
-
     rows = []
     for card_file in sorted(Path(models_dir).glob("*.json")):
         card = json.loads(card_file.read_text())

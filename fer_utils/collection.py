@@ -43,7 +43,7 @@ from fer_utils.atomic import write_atomic
 from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS, SIDE
 from fer_utils.detector import DEFAULT_DETECTOR, Detector, build_detector, locate_faces
 from fer_utils.images import crop_faces, read_image, to_gray
-from fer_utils.loader import IMAGE_SUFFIXES, MERGED_TEST, FERData, FERDataError, load_fer2013
+from fer_utils.loader import FER2013_FILES, IMAGE_SUFFIXES, MERGED_TEST, FERData, FERDataError, load_fer2013
 
 SPELLINGS = {
     "angry": ("angry", "anger"),
@@ -86,7 +86,6 @@ MIN_FACE_SIZE = 40  # pixels, EmotionRecognizer's default; the smallest side of 
 PAD = 0.35
 # width / height of an image taken whole when no face is found: 4:5 to 5:4, so 4:3 and 3:4 photos are not
 CROP_ASPECT = (0.8, 1.25)
-_FER2013_FILES = ("fer2013.csv", "fer2013.csv.gz", "icml_face_data.csv", "icml_face_data.csv.gz", "train.csv")
 
 
 def load_faces(path: str | os.PathLike, labels: str | os.PathLike | None = None, *, convention: str | None = None,
@@ -449,7 +448,7 @@ def _write_skipped(path: str | os.PathLike, skipped: list[tuple[str, str]]) -> N
 
 def _is_fer2013(folder: Path) -> bool:
     """A FER2013 layout: one of its CSVs, or train/ and test/ holding only FER2013's seven folders of 48x48 images."""
-    if any((folder / name).is_file() for name in _FER2013_FILES):
+    if any((folder / name).is_file() for name in FER2013_FILES):
         return True
     csvs = sorted(folder.glob("*.csv")) + sorted(folder.glob("*.csv.gz"))
     if len(csvs) == 1 and "pixels" in _header(csvs[0]):

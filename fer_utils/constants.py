@@ -13,6 +13,8 @@ EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 SIDE = 48  # FER2013 faces are 48x48 gray pixels
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_DIR = PROJECT_ROOT / "models"  # the shipped .keras models and their cards: in a clone, not in a wheel
+NETWORKS_DIR = Path(__file__).resolve().parent / "networks"  # their .tflite networks: package data, in any install
 DOWNLOAD_HINT = (
     "Get FER2013 from Kaggle: the challenge's fer2013.csv "
     "(https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge/data) "

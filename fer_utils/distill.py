@@ -17,7 +17,7 @@ the student alone. The step is Keras' own, customised through ``call`` and ``com
 from __future__ import annotations
 
 from fer_utils.constants import SIDE
-from fer_utils.litert import quiet_native_logs
+from fer_utils.quiet import quiet_native_logs
 
 with quiet_native_logs():  # TensorFlow's oneDNN start-up line, which TF_CPP_MIN_LOG_LEVEL does not hide
     import keras

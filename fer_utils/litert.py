@@ -5,74 +5,19 @@ Every shipped model has its ``.tflite`` (written when the model is saved, by ``t
 it lives: the networks of the models in ``models/`` are package data in ``fer_utils/networks/``, so that an installed
 package (a wheel, ``pip install .``) carries what its recognizer runs; anyone else's model has its ``.tflite`` beside
 it.
-
-Native libraries print start-up lines straight to the process's stderr (LiteRT's "Created TensorFlow Lite XNNPACK
-delegate", TensorFlow's absl, oneDNN and CPU-feature lines), where Python cannot filter them and notebooks show them
-in red; :func:`quiet_native_logs` keeps them out while such a library loads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import logging
 import os
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from fer_utils.constants import EMOTIONS, PROJECT_ROOT, SIDE
-
-SHIPPED_DIR = PROJECT_ROOT / "models"  # the shipped .keras models and their cards: in a clone, not in a wheel
-NETWORKS_DIR = Path(__file__).resolve().parent / "networks"  # their .tflite networks: package data, in any install
-
-_quiet_lock = threading.RLock()
-_quiet_depth = 0
-
-
-@contextlib.contextmanager
-def quiet_native_logs() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null inside the block (set ``FER_UTILS_NATIVE_LOGS=1`` to see them).
-
-    Python exceptions still surface: they propagate after stderr is restored. The redirect is process-wide, so
-    blocks in several threads take turns.
-    """
-    global _quiet_depth
-    if os.environ.get("FER_UTILS_NATIVE_LOGS"):
-        yield
-        return
-    with _quiet_lock:
-        _quiet_depth += 1
-        saved = None
-        if _quiet_depth == 1:
-            sys.stderr.flush()
-            saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-        try:
-            yield
-        finally:
-            _quiet_depth -= 1
-            if saved is not None:
-                os.dup2(saved, 2)
-                os.close(saved)
-
-
-@contextlib.contextmanager
-def quiet_tensorflow_log() -> Iterator[None]:
-    """TensorFlow's Python log says only errors inside the block. Its INFO and WARNING lines about its own workings
-    ("Assets written to /tmp/...", "5 out of the last 9 calls ... triggered tf.function retracing" when several
-    models each predict once) would show as red blocks in notebooks, with nothing for the user to do."""
-    log = logging.getLogger("tensorflow")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
+from fer_utils.constants import EMOTIONS, NETWORKS_DIR, SHIPPED_DIR, SIDE
+from fer_utils.quiet import quiet_native_logs
 
 
 def litert_interpreter(content: bytes, input_shape: list[int] | None = None):
@@ -118,7 +63,7 @@ def network_fix(network_path: str | os.PathLike) -> str:
     it again from its ``.keras`` where Keras is installed and the ``.keras`` is there; else, for one of the package's
     networks, reinstall the package; else export it where TensorFlow is installed."""
     path = Path(network_path)
-    export = f"`python -m fer_utils export {keras_path(path)}`"
+    export = f"`python -m fer_utils export --model {keras_path(path)}`"
     if training_install() and keras_path(path).is_file():
         return f"write it with {export}"
     if path.resolve().parent == NETWORKS_DIR:

@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
+from fer_utils.atomic import atomic_path
 from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS, PROJECT_ROOT, SIDE, SPLITS, cache_dir
+from fer_utils.images import read_image, to_gray
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +35,8 @@ MERGED_TEST = "Test"
 N_PIXELS = SIDE * SIDE
 CACHE_VERSION = 1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+# FER2013's file names, as Kaggle's releases name them, in the order a folder holding several is read
+FER2013_FILES = ("fer2013.csv", "fer2013.csv.gz", "icml_face_data.csv", "icml_face_data.csv.gz", "train.csv")
 
 
 class FERDataError(ValueError):
@@ -118,7 +123,7 @@ def find_dataset(path: str | os.PathLike | None = None) -> Path | None:
     if env:
         return Path(env)
     data_dir = PROJECT_ROOT / "data"
-    for name in ("fer2013.csv", "fer2013.csv.gz", "icml_face_data.csv", "icml_face_data.csv.gz", "fer2013", "train.csv"):
+    for name in (*FER2013_FILES, "fer2013"):
         if (data_dir / name).exists():
             return data_dir / name
     if (data_dir / "train").is_dir():
@@ -163,8 +168,6 @@ def pack(data: FERData, out: str | os.PathLike) -> Path:
     """Write ``data`` as a packed copy (``.npz.xz``: uint8 faces, emotions, splits, and the name and sha256 of the
     file it came from, so models trained on the copy name the original). xz at its strongest: 58 MB for FER2013's
     Training and PublicTest, against 87 MB of csv.gz."""
-    from fer_utils.atomic import atomic_path
-
     out = Path(out)
     if not out.name.endswith(PACKED_SUFFIX):
         raise ValueError(f"out={str(out)!r} must end in {PACKED_SUFFIX}")
@@ -184,7 +187,7 @@ def _load_packed(src: Path) -> FERData:
             return FERData(z["images"], z["emotions"], z["splits"], str(src), notes={"origin": origin})
     except (lzma.LZMAError, OSError, ValueError, KeyError) as e:
         raise FERDataError(f"{src}: not a packed FER2013 copy ({type(e).__name__}: {e}); pack it again with "
-                           "`python -m fer_utils pack FER2013_CSV --out COPY.npz.xz`") from e
+                           "`python -m fer_utils pack --data FER2013_CSV --out COPY.npz.xz`") from e
 
 
 def file_sha256(path: str | os.PathLike) -> str | None:
@@ -199,7 +202,7 @@ def file_sha256(path: str | os.PathLike) -> str | None:
 def _resolve_folder(folder: Path) -> Path:
     if (folder / "train").is_dir() or (folder / "test").is_dir():
         return folder
-    for name in ("fer2013.csv", "fer2013.csv.gz", "icml_face_data.csv", "icml_face_data.csv.gz", "train.csv"):
+    for name in FER2013_FILES:
         if (folder / name).exists():
             return folder / name
     csvs = sorted(folder.glob("*.csv")) + sorted(folder.glob("*.csv.gz"))
@@ -428,8 +431,6 @@ def _between(firsts: np.ndarray, lasts: np.ndarray) -> np.ndarray:
 
 
 def _load_image_folder(root: Path) -> FERData:
-    import cv2
-
     images, emotions, splits = [], [], []
     converted = {"colour": 0, "resized": 0}
     parts = [p for p in ("train", "test") if (root / p).is_dir()]
@@ -443,15 +444,12 @@ def _load_image_folder(root: Path) -> FERData:
             for f in sorted(sub.iterdir()):
                 if f.suffix.lower() not in IMAGE_SUFFIXES:
                     continue
-                img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
-                if img is None:
-                    raise FERDataError(f"{f}: unreadable image; replace or delete it.")
-                if img.ndim == 3:
-                    code = cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-                    img = cv2.cvtColor(img, code)
-                    converted["colour"] += 1
-                if img.dtype != np.uint8:
-                    img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+                try:
+                    bgr = read_image(f)
+                except ValueError as e:
+                    raise FERDataError(f"{f}: unreadable image; replace or delete it.") from e
+                converted["colour"] += bool((bgr[..., 0] != bgr[..., 1]).any() or (bgr[..., 1] != bgr[..., 2]).any())
+                img = to_gray(bgr)
                 if img.shape != (SIDE, SIDE):
                     img = cv2.resize(img, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
                     converted["resized"] += 1
@@ -521,8 +519,6 @@ def _read_cache(cache_file: Path, fingerprint: str, src: Path) -> FERData | None
 
 
 def _write_cache(cache_file: Path, fingerprint: str, data: FERData) -> None:
-    from fer_utils.atomic import atomic_path
-
     try:
         with atomic_path(cache_file) as tmp:
             # Uncompressed: FER faces compress ~2x but zlib would make every cached load 10x slower.

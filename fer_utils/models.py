@@ -18,20 +18,48 @@ import numpy as np
 
 from fer_utils.atomic import atomic_path
 from fer_utils.constants import EMOTIONS, SIDE
-from fer_utils.litert import litert_path, quiet_native_logs, quiet_tensorflow_log
-from fer_utils.shipped import (  # noqa: F401 (public names)
-    INFO_NAME,
-    LIVE_MAX_FLOPS,
-    check_model_file,
-    default_model_path,
-    live_model_path,
-    read_info,
-    shipped_models,
-)
+from fer_utils.litert import litert_path
+from fer_utils.quiet import quiet_native_logs, quiet_tensorflow_log
+from fer_utils.shipped import INFO_NAME, check_model_file, read_info
 
 with quiet_native_logs():  # TensorFlow's oneDNN start-up line, which TF_CPP_MIN_LOG_LEVEL does not hide
     import keras
     from keras import layers
+
+TTA_MODES = ("flip", "shift")
+SHIFTS = ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))  # pixels (dx, dy); chosen on PublicTest (see the vgg8 card)
+
+
+def tta_views(images: np.ndarray, tta: bool | str = False) -> list[np.ndarray]:
+    """The views of uint8 ``(N, 48, 48)`` faces that test-time augmentation averages over: the faces alone
+    (``tta=False``); them and their mirror images (``True`` or ``"flip"``); or both, each also moved 2 px left,
+    right, up and down, edges replicated (``"shift"``: 10 views)."""
+    if tta is True:
+        tta = "flip"
+    if tta not in (False, None, *TTA_MODES):
+        raise ValueError(f"tta must be False, True or one of {list(TTA_MODES)}; got {tta!r}")
+    images = np.asarray(images)
+    if images.ndim != 3 or images.shape[1:] != (48, 48):
+        raise ValueError(f"images must have shape (N, 48, 48); got {images.shape}")
+    shifts = SHIFTS if tta == "shift" else SHIFTS[:1]
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)), mode="edge") if tta == "shift" else None
+    views = []
+    for dx, dy in shifts:
+        view = images if padded is None else padded[:, 2 - dy:50 - dy, 2 - dx:50 - dx]
+        views += [np.ascontiguousarray(view)] + ([np.ascontiguousarray(view[:, :, ::-1])] if tta else [])
+    return views
+
+
+def predict_proba(model: keras.Model, images: np.ndarray, *, tta: bool | str = False, batch_size: int = 512) -> np.ndarray:
+    """Seven probabilities per face for uint8 ``(N, 48, 48)`` faces, averaged over the :func:`tta_views`."""
+    return predict_views(model, tta_views(images, tta), batch_size)
+
+
+def predict_views(model: keras.Model, views: list[np.ndarray], batch_size: int = 512) -> np.ndarray:
+    """The mean of ``model``'s probabilities over several views of the same faces, in float64."""
+    with quiet_tensorflow_log():  # each model predicts with its own graph: comparing several is not retracing by mistake
+        return np.mean([np.asarray(model.predict(v, batch_size=batch_size, verbose=0), np.float64) for v in views], axis=0)
+
 
 MODELS = ("lenet", "vgg", "resnet")
 

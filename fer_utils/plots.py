@@ -10,25 +10,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS
 from fer_utils.loader import FERData
 
-# videos' and the webcam's timeline, beside the other figures: a notebook that imports this module shows it as a
-# picture, since importing it gives Figures their PNG display
-from fer_utils.video import plot_timeline  # noqa: F401
-
 if TYPE_CHECKING:
     # the plots of a network import Keras where they run: they are handed a Keras model, so it is loaded by then,
     # and the data and video plots stay free of TensorFlow's 5-15 s import
-    import keras
+    import keras  # handed a Keras model: loaded by then, and the other plots stay free of it
 
 
 def _show_in_jupyter() -> None:
     """Give Figures a PNG display in IPython: figures made outside pyplot have none until a backend is activated."""
-    try:
+    try:  # IPython: there inside Jupyter, maybe not in a script that draws figures
         from IPython import get_ipython
         from IPython.core.pylabtools import print_figure
     except ImportError:
@@ -52,7 +49,7 @@ PALETTE = dict(zip(EMOTIONS, sns.color_palette("tab10", len(EMOTIONS)), strict=T
 
 def banner(data: FERData):
     """An HTML notice for the top of a notebook: a loud warning for the synthetic default, the source otherwise."""
-    from IPython.display import HTML
+    from IPython.display import HTML  # IPython: as in _show_in_jupyter
 
     if data.synthetic:
         return HTML(
@@ -182,9 +179,9 @@ def plot_duplicates(data: FERData, report, max_groups: int = 6) -> Figure:
     fig, axes = _subplots(len(rows), ncols, figsize=(1.7 * ncols, 1.9 * len(rows)), squeeze=False)
     for row, axs in zip(rows, axes, strict=True):
         for ax, (_, r) in zip(axs, row.iterrows(), strict=False):
-            ax.imshow(data.images[r["index"]], cmap="gray", vmin=0, vmax=255)
+            ax.imshow(data.images[r["row"]], cmap="gray", vmin=0, vmax=255)
             emotion = EMOTIONS[r["emotion"]] if r["emotion"] >= 0 else "?"
-            ax.set_title(f"#{r['index']}\n{r['split']}, {emotion}", fontsize=8)
+            ax.set_title(f"#{r['row']}\n{r['split']}, {emotion}", fontsize=8)
         for ax in axs:
             ax.axis("off")
     fig.suptitle(f"Exact duplicates (one group per row) - {data.label}")
@@ -244,6 +241,7 @@ def plot_pr(emotions: np.ndarray, proba: np.ndarray, title: str = "") -> Figure:
 
 def plot_reliability(emotions: np.ndarray, proba: np.ndarray, n_bins: int = 10, title: str = "") -> Figure:
     """Reliability diagram: accuracy per confidence bin against the diagonal, ECE in the title, counts below."""
+    # evaluation imports Keras: the data and video plots stay free of TensorFlow's 5-15 s import
     from fer_utils.evaluation import expected_calibration_error, reliability_table
 
     t = reliability_table(emotions, proba, n_bins)
@@ -301,7 +299,9 @@ def plot_predictions(faces: np.ndarray, emotions: np.ndarray, proba: np.ndarray,
 def plot_gradcam(model: keras.Model, faces: np.ndarray, emotions: np.ndarray | None = None, ncols: int = 7,
                  suptitle: str = "Grad-CAM: where the network looks") -> Figure:
     """Grad-CAM heatmaps over faces for the predicted emotion; titles give true (if known) and predicted emotions."""
-    from fer_utils.evaluation import gradcam, predict_proba
+    # Keras: these plots are handed a Keras model, so it is loaded by then (see reliability above)
+    from fer_utils.evaluation import gradcam
+    from fer_utils.models import predict_proba
 
     proba = predict_proba(model, faces)
     titles = [(f"true {EMOTIONS[emotions[i]]}\n" if emotions is not None else "") + f"pred {EMOTIONS[p.argmax()]} {p.max():.2f}"
@@ -331,7 +331,7 @@ def plot_learning_curves(history: dict, title: str = "") -> Figure:
 
 def _preprocessed(model: keras.Model, faces: np.ndarray) -> np.ndarray:
     """Faces as the model sees them right before augmentation: (N, 48, 48, 1) floats."""
-    import keras
+    import keras  # handed a Keras model: loaded by then, and the other plots stay free of it
 
     aug = model.get_layer("augmentation")
     return keras.Model(model.input, aug.input)(np.asarray(faces)).numpy()
@@ -339,7 +339,7 @@ def _preprocessed(model: keras.Model, faces: np.ndarray) -> np.ndarray:
 
 def plot_augmentation(model: keras.Model, faces: np.ndarray, n_views: int = 6, seed: int = 0) -> Figure:
     """Each face (row) next to ``n_views`` random augmentations, as the model's own training-time layers draw them."""
-    import keras
+    import keras  # handed a Keras model: loaded by then, and the other plots stay free of it
 
     try:
         aug = model.get_layer("augmentation")
@@ -359,7 +359,7 @@ def plot_augmentation(model: keras.Model, faces: np.ndarray, n_views: int = 6, s
 
 
 def _first_conv(model: keras.Model) -> int:
-    import keras
+    import keras  # handed a Keras model: loaded by then, and the other plots stay free of it
 
     for i, layer in enumerate(model.layers):
         if isinstance(layer, keras.layers.Conv2D):
@@ -387,7 +387,7 @@ def plot_filters(model: keras.Model, ncols: int = 16) -> Figure:
 
 def plot_feature_maps(model: keras.Model, face: np.ndarray, max_maps: int = 32, ncols: int = 8) -> Figure:
     """What the first convolution stage (conv, batch norm, ReLU) makes of one face: one image per channel."""
-    import keras
+    import keras  # handed a Keras model: loaded by then, and the other plots stay free of it
 
     i = _first_conv(model)
     while isinstance(model.layers[i + 1], (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation)):
@@ -408,3 +408,35 @@ def plot_feature_maps(model: keras.Model, face: np.ndarray, max_maps: int = 32, 
         ax.axis("off")
     fig.suptitle(f"First-stage feature maps ({n} of {maps.shape[-1]} channels, {maps.shape[0]}x{maps.shape[1]})")
     return fig
+
+
+def plot_timeline(df: pd.DataFrame, *, face_ids: list[int] | None = None, emotions: tuple[str, ...] = EMOTIONS,
+                  figsize_per_face: tuple[float, float] = (10, 2.2)):
+    """Probability of each emotion over time, one panel per face (the table from :func:`analyze_video`).
+
+    A strip under each panel shows the top emotion at each moment. Returns the matplotlib Figure.
+    """
+    missing = [c for c in ("timestamp_s", "face_id", *emotions) if c not in df.columns]
+    if missing:
+        raise ValueError(f"df is missing columns {missing}; pass the DataFrame returned by analyze_video")
+    ids = sorted(df["face_id"].unique()) if face_ids is None else list(face_ids)
+    fig = Figure(figsize=(figsize_per_face[0], figsize_per_face[1] * max(1, len(ids)) + 0.6), layout="constrained")
+    axes = fig.subplots(max(1, len(ids)), 1, sharex=True, squeeze=False)
+    colors = dict(zip(EMOTIONS, colormaps["tab10"].colors, strict=False))
+    for ax, fid in zip(axes[:, 0], ids, strict=False):
+        part = df[df["face_id"] == fid].sort_values("timestamp_s")
+        t = part["timestamp_s"].to_numpy()
+        for e in emotions:
+            ax.plot(t, part[e].to_numpy(), label=e, color=colors[e], lw=1.2)
+        top = part[list(emotions)].to_numpy().argmax(1) if len(part) else np.array([], int)
+        ax.scatter(t, np.full(len(t), -0.08), c=[colors[emotions[k]] for k in top], marker="|", s=80, clip_on=False)
+        ax.set_ylim(-0.12, 1.0)
+        ax.set_ylabel(f"face {fid}\nprobability")
+    if ids:
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), ncol=len(emotions), fontsize=8, loc="outside upper center",
+                   frameon=False)
+    else:
+        axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0, 0].transAxes)
+    axes[-1, 0].set_xlabel("time (s)")
+    return fig
+

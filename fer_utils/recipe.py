@@ -12,23 +12,53 @@ import os
 import re
 import shlex
 
+import numpy as np
+
+from fer_utils.constants import EMOTIONS
 from fer_utils.shipped import read_info
+
+CLASS_WEIGHTS = {"balanced": 1.0, "sqrt": 0.5}  # the power of n / (7 * count): sqrt is a milder boost for disgust
+
+
+def class_weight_mode(mode: str | None) -> str | None:
+    """``mode`` checked: None (also spelt "none" on the command line) or a key of :data:`CLASS_WEIGHTS`."""
+    if mode is None or mode == "none":
+        return None
+    if mode not in CLASS_WEIGHTS:
+        raise ValueError(f"class_weight={mode!r} is unknown; expected None, {', '.join(map(repr, CLASS_WEIGHTS))}")
+    return mode
+
+
+def class_weights(emotions: np.ndarray, mode: str | None) -> dict[int, float] | None:
+    """Each emotion's weight in the loss: None, or (n / (7 * count)) ** power for a mode of :data:`CLASS_WEIGHTS`."""
+    mode = class_weight_mode(mode)
+    if mode is None:
+        return None
+    counts = np.bincount(emotions, minlength=len(EMOTIONS)).astype(float)
+    w = (len(emotions) / (len(EMOTIONS) * np.maximum(counts, 1))) ** CLASS_WEIGHTS[mode]
+    return {i: float(v) for i, v in enumerate(w)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """Every training choice, recorded whole in the saved model and its card (``help`` feeds the CLI)."""
+    """Every training choice, recorded whole in the saved model and its card (``help`` and ``flag`` feed the CLI)."""
 
-    model: str = dataclasses.field(default="lenet", metadata={"help": "lenet or vgg"})
-    model_kwargs: dict = dataclasses.field(default_factory=dict, metadata={"help": 'JSON, e.g. \'{"filters": [32, 64]}\''})
-    epochs: int = 30
-    batch_size: int = 64
+    # the network's architecture; its flag is --arch (--model names a model file in every command)
+    model: str = dataclasses.field(default="lenet", metadata={"help": "the network: lenet, vgg or resnet",
+                                                              "flag": "--arch"})
+    model_kwargs: dict = dataclasses.field(default_factory=dict, metadata={
+        "help": 'the network\'s options as JSON, e.g. \'{"filters": [32, 64]}\'', "flag": "--arch-kwargs"})
+    epochs: int = dataclasses.field(default=30, metadata={"help": "passes over the training faces"})
+    batch_size: int = dataclasses.field(default=64, metadata={"help": "faces per training step"})
     learning_rate: float = dataclasses.field(default=2e-3, metadata={"help": "peak of AdamW's warm-up then cosine decay"})
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    warmup_epochs: int = 1
-    class_weight: str | None = dataclasses.field(default=None, metadata={"help": "none, balanced or sqrt"})
-    seed: int = 0
+    weight_decay: float = dataclasses.field(default=1e-4, metadata={"help": "AdamW's weight decay"})
+    label_smoothing: float = dataclasses.field(
+        default=0.1, metadata={"help": "share of each target spread evenly over the seven emotions"})
+    warmup_epochs: int = dataclasses.field(default=1, metadata={"help": "epochs of linear learning-rate warm-up"})
+    class_weight: str | None = dataclasses.field(
+        default=None, metadata={"help": "the loss weight of each emotion: none, balanced (inverse to its faces) or "
+                                        "sqrt (the square root of that)"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "seed of the weights, the data order and every draw"})
     mixed_precision: bool = dataclasses.field(
         default=False, metadata={"help": "mixed_bfloat16: for GPUs and AVX512-BF16/AMX CPUs, ~9x slower on others"})
     teacher: str | None = dataclasses.field(
@@ -44,7 +74,7 @@ class Recipe:
                                        "another of its batch, labels likewise; 0 = off; with --distill consistent"})
     init: str | None = dataclasses.field(
         default=None, metadata={"help": "start from this .keras model's weights instead of at random; its network "
-                                        "(--model, --model-kwargs) unless given: fine-tuning"})
+                                        "(--arch, --arch-kwargs) unless given: fine-tuning"})
     holdout: float = dataclasses.field(
         default=0.2, metadata={"help": "share of a collection of your own faces held out, stratified by emotion, to "
                                        "choose the epoch and report on (FER2013 has PublicTest for that)"})
@@ -54,12 +84,9 @@ class Recipe:
                                         "hold-out"})
 
     def __post_init__(self):
-        if self.class_weight == "none":  # the command line's spelling of None
-            object.__setattr__(self, "class_weight", None)
+        object.__setattr__(self, "class_weight", class_weight_mode(self.class_weight))
         if self.epochs < 1:
             raise ValueError(f"epochs={self.epochs} must be at least 1")
-        if self.class_weight not in (None, "balanced", "sqrt"):
-            raise ValueError(f"class_weight={self.class_weight!r} is unknown; expected None, 'balanced' or 'sqrt'")
         if not 0 <= self.teacher_weight <= 1:
             raise ValueError(f"teacher_weight={self.teacher_weight} must be in [0, 1]")
         if self.distill not in ("precomputed", "consistent"):
@@ -100,12 +127,17 @@ class Recipe:
                 continue  # means nothing without a teacher
             if f.name in ("holdout", "group_by") and not collection:
                 continue
-            flag = "--" + f.name.replace("_", "-")
             if isinstance(value, bool):
-                args += [flag] if value else []
+                args += [flag(f)] if value else []
             elif value is not None and value != {}:
-                args += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
+                args += [flag(f), json.dumps(value) if isinstance(value, dict) else str(value)]
         return shlex.join(args).replace("DATA", data)
+
+
+def flag(field: dataclasses.Field) -> str:
+    """The command-line flag of a :class:`Recipe` field: its ``flag`` metadata (``model`` is ``--arch``), else its
+    name with dashes (``batch_size`` is ``--batch-size``)."""
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
 
 
 # A short schedule for adapting a trained model to a few hundred faces of your own (``train --init MODEL --data
@@ -123,7 +155,7 @@ def fine_tuning(init: str | os.PathLike, /, *, schedule: dict | None = None, **f
     recorded = read_info(init).get("recipe")
     if recorded is None and "model" not in fields:
         raise ValueError(f"init={str(init)!r} records no recipe (an ensemble, or a model not saved by fer_utils); "
-                         "start from a trained model such as models/vgg8.keras, or pass --model and --model-kwargs")
+                         "start from a trained model such as models/vgg8.keras, or pass --arch and --arch-kwargs")
     network = {}
     if recorded and fields.get("model", recorded["model"]) == recorded["model"]:
         network = {"model": recorded["model"], "model_kwargs": recorded.get("model_kwargs", {})}

@@ -119,7 +119,7 @@ class EmotionRecognizer:
                 raise ImportError(
                     f"{self.model_path} has no {litert_path(self.model_path).name} beside it, and a .keras model needs "
                     f"TensorFlow ({e}): pip install -e '.[train]', or run `python -m fer_utils export "
-                    f"{self.model_path}` where TensorFlow is installed") from None
+                    f"--model {self.model_path}` where TensorFlow is installed") from None
             self._model = load_model(self.model_path)
             if tuple(self._model.input_shape[1:]) != (SIDE, SIDE) or self._model.output_shape[-1] != len(EMOTIONS):
                 raise ValueError(f"model must map (N, {SIDE}, {SIDE}) faces to {len(EMOTIONS)} probabilities; got "
@@ -183,9 +183,10 @@ class EmotionRecognizer:
 def _exported(model) -> LiteRTNetwork:
     """A Keras model with no ``.tflite`` of its own, exported once into :func:`cache_dir`, named by a hash of its
     architecture, weights and TensorFlow version (vgg8: 5-8 s the first time); a damaged cache file is made again."""
-    import tensorflow as tf  # the export needs it
+    # TensorFlow: only a Keras model without its .tflite needs it; the recognizer itself runs on LiteRT alone
+    import tensorflow as tf
 
-    from fer_utils.models import export_litert
+    from fer_utils.models import export_litert  # Keras: as TensorFlow above
 
     key = hashlib.sha256(f"{tf.__version__}\n{model.to_json()}".encode())
     for w in model.get_weights():
@@ -202,7 +203,7 @@ def _exported(model) -> LiteRTNetwork:
 
 def _tensorflow_call(model):
     """uint8 faces -> probabilities through one ``tf.function`` (no ``predict`` set-up per call)."""
-    import tensorflow as tf
+    import tensorflow as tf  # runtime="tensorflow" only: by default the recognizer runs on LiteRT alone
 
     # one trace for every batch size: a trace per bucket would make TensorFlow warn of "excessive retracing"
     call = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, SIDE, SIDE], tf.uint8)])

@@ -15,14 +15,14 @@ import numpy as np
 
 def lfw_faces() -> np.ndarray:
     """uint8 (100, 25, 25) gray faces from scikit-image's LFW subset (its other 100 images are not faces)."""
-    from skimage.data import lfw_subset
+    from skimage.data import lfw_subset  # scikit-image: the notebooks' and tests' extra, not the package's
 
     return np.round(lfw_subset()[:100] * 255).astype(np.uint8)
 
 
 def astronaut_bgr() -> np.ndarray:
     """scikit-image's astronaut photo (one real face, 512x512) as BGR uint8."""
-    from skimage.data import astronaut
+    from skimage.data import astronaut  # scikit-image, as above
 
     return cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)
 

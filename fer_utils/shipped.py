@@ -13,7 +13,8 @@ import os
 import zipfile
 from pathlib import Path
 
-from fer_utils.litert import NETWORKS_DIR, SHIPPED_DIR, network_fix, training_install
+from fer_utils.constants import NETWORKS_DIR, SHIPPED_DIR
+from fer_utils.litert import network_fix, training_install
 
 INFO_NAME = "fer_utils.json"  # training record stored inside the .keras zip, beside Keras' own files
 
@@ -137,7 +138,7 @@ def default_model_path() -> Path:
     if not models:
         missing = f"no trained model in {SHIPPED_DIR} nor {NETWORKS_DIR}"
         if training_install() and SHIPPED_DIR.is_dir():  # a clone set up for training
-            raise FileNotFoundError(f"{missing}; train one with `python -m fer_utils train --model lenet --out "
+            raise FileNotFoundError(f"{missing}; train one with `python -m fer_utils train --arch lenet --out "
                                     "models/lenet.keras`, or restore the shipped ones with `git checkout models "
                                     "fer_utils/networks`")
         raise FileNotFoundError(f"{missing}; {network_fix(NETWORKS_DIR / f'{DEFAULT_NETWORK}.tflite')}")

@@ -1,5 +1,5 @@
-"""The embedded default: synthetic FER-shaped faces, drawn procedurally, so everything runs without FER2013;
-and :func:`load_or_synthesize`, which picks FER2013 when one is found and this default otherwise.
+"""The embedded default: synthetic FER-shaped faces, drawn procedurally, so everything runs without FER2013
+(:func:`fer_utils.data.load_data` picks FER2013 when one is found and this default otherwise).
 
 Each emotion is a cartoon recipe (mouth curve and opening, eye opening, brow height and slant) blurred by random
 pose, lighting, noise and per-face jitter so that the classes overlap a little, like real expressions do.
@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fer_utils.collection import load_faces
-from fer_utils.constants import DOWNLOAD_HINT, EMOTIONS, SIDE
-from fer_utils.loader import FERData, find_dataset, load_fer2013
+from fer_utils.atomic import atomic_folder
+from fer_utils.constants import EMOTIONS, SIDE
+from fer_utils.loader import FERData
 
 # Class proportions of FER2013's Training split (angry ... neutral).
 FER2013_PROPORTIONS = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965], float) / 28709
@@ -108,21 +106,6 @@ def make_synthetic(n: int = 3500, seed: int = 0) -> FERData:
     return FERData(images, emotions, splits, f"synthetic(n={n}, seed={seed})", synthetic=True)
 
 
-def load_or_synthesize(path: str | os.PathLike | None = None, *, synthetic_size: int = 3500, seed: int = 0) -> FERData:
-    """Real FER2013 when one is found (see :func:`find_dataset`), else the clearly labelled synthetic default.
-
-    ``path="synthetic"`` asks for the synthetic default even when a dataset is present. A ``path`` given may also
-    be a labelled face collection (emotion-named folders, KDEF or JAFFE file names: :func:`~fer_utils.collection.load_faces`).
-    """
-    if path is not None and str(path) != "synthetic":
-        return load_faces(path)
-    found = find_dataset() if path is None else None
-    if found is not None:
-        return load_fer2013(found)
-    print(f"No FER2013 found: using the SYNTHETIC embedded default ({synthetic_size} generated faces). {DOWNLOAD_HINT}")
-    return make_synthetic(synthetic_size, seed=seed)
-
-
 # ----------------------------------------------------------------------------------------------- a shifted collection
 
 GENERATED_MARKER = "GENERATED.json"  # written into a generated collection: cards and notebooks say it is not real faces
@@ -192,11 +175,9 @@ def write_shifted_collection(folder: str | os.PathLike, people: int = 20, per_em
         if marker.is_file() and json.loads(marker.read_text()) == about:
             return folder
         raise ValueError(f"{folder} exists and is not this generated collection; pass a new folder or delete it")
-    folder.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     persons = [_person(rng) for _ in range(people)]
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with atomic_folder(folder) as tmp:
         for emotion in EMOTIONS:
             (tmp / emotion).mkdir()
             for p, person in enumerate(persons):
@@ -205,17 +186,7 @@ def write_shifted_collection(folder: str | os.PathLike, people: int = 20, per_em
                     if not cv2.imwrite(str(tmp / emotion / f"person{p:02d}_{k}.png"), face):
                         raise OSError(f"could not write a PNG into {tmp / emotion}")
         (tmp / GENERATED_MARKER).write_text(json.dumps(about, indent=1))
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; a collection is for the user to share
-        os.rename(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_ck_style_collection(folder: str | os.PathLike, per_emotion: int = 6, seed: int = 0) -> Path:

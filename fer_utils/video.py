@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from fer_utils.atomic import atomic_path, temp_beside
 from fer_utils.constants import EMOTIONS
@@ -339,8 +340,6 @@ def analyze_video(source: str | os.PathLike | Iterable[np.ndarray], recognizer: 
 def _progress(total, enabled):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, unit="frame", desc="analyze_video")
 
 
@@ -366,40 +365,3 @@ def save_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         else:
             df.to_parquet(tmp, index=False)
     return path
-
-
-# ---------------------------------------------------------------------------------------------- plotting
-
-def plot_timeline(df: pd.DataFrame, *, face_ids: list[int] | None = None, emotions: tuple[str, ...] = EMOTIONS,
-                  figsize_per_face: tuple[float, float] = (10, 2.2)):
-    """Probability of each emotion over time, one panel per face (the table from :func:`analyze_video`).
-
-    A strip under each panel shows the top emotion at each moment. Returns the matplotlib Figure.
-    """
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure  # not pyplot: no global state, shown once in Jupyter
-
-    missing = [c for c in ("timestamp_s", "face_id", *emotions) if c not in df.columns]
-    if missing:
-        raise ValueError(f"df is missing columns {missing}; pass the DataFrame returned by analyze_video")
-    ids = sorted(df["face_id"].unique()) if face_ids is None else list(face_ids)
-    fig = Figure(figsize=(figsize_per_face[0], figsize_per_face[1] * max(1, len(ids)) + 0.6), layout="constrained")
-    axes = fig.subplots(max(1, len(ids)), 1, sharex=True, squeeze=False)
-    colors = dict(zip(EMOTIONS, colormaps["tab10"].colors, strict=False))
-    for ax, fid in zip(axes[:, 0], ids, strict=False):
-        part = df[df["face_id"] == fid].sort_values("timestamp_s")
-        t = part["timestamp_s"].to_numpy()
-        for e in emotions:
-            ax.plot(t, part[e].to_numpy(), label=e, color=colors[e], lw=1.2)
-        top = part[list(emotions)].to_numpy().argmax(1) if len(part) else np.array([], int)
-        ax.scatter(t, np.full(len(t), -0.08), c=[colors[emotions[k]] for k in top], marker="|", s=80, clip_on=False)
-        ax.set_ylim(-0.12, 1.0)
-        ax.set_ylabel(f"face {fid}\nprobability")
-    if ids:
-        fig.legend(*axes[0, 0].get_legend_handles_labels(), ncol=len(emotions), fontsize=8, loc="outside upper center",
-                   frameon=False)
-    else:
-        axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0, 0].transAxes)
-    axes[-1, 0].set_xlabel("time (s)")
-    return fig
-

@@ -48,8 +48,8 @@ def log(msg: str) -> None:
 def train_all(jobs: dict[str, dict], data: str, out: Path, parallel: int = 1, timeout: float | None = None) -> dict[str, dict]:
     """Run ``python -m fer_utils train`` for every recipe, ``parallel`` processes at a time; returns their records.
     Past ``timeout`` seconds every process is stopped and the error says so."""
-    from fer_utils.models import read_info
     from fer_utils.recipe import Recipe
+    from fer_utils.shipped import read_info
 
     names, deadline = list(jobs), None if timeout is None else time.time() + timeout
     for i in range(0, len(names), parallel):
@@ -167,31 +167,26 @@ def main() -> int:
 
 
 def export_half(model_path: Path, out: Path) -> None:
-    """A model's weights in float16 and its training record, in one ``.npz``: half the size of the ``.keras``."""
-    import numpy as np
+    """A model's weights in float16 and its training record, in one ``.npz`` (:mod:`fer_utils.resume`'s format):
+    half the size of the ``.keras``."""
+    from fer_utils.models import load_model  # Keras: imported where a model is loaded, as the rest of this script
+    from fer_utils.resume import write_arrays
+    from fer_utils.shipped import read_info
 
-    from fer_utils.models import load_model, read_info
-
-    weights = load_model(model_path).get_weights()
-    if not all(np.isfinite(w.astype(np.float16)).all() for w in weights):
-        raise ValueError(f"{model_path} has weights beyond float16's range")
-    np.savez(out, info=np.array(json.dumps(read_info(model_path))), **{f"w{i:03d}": w.astype(np.float16) for i, w in enumerate(weights)})
+    write_arrays(out, {"w": load_model(model_path).get_weights()}, read_info(model_path), precision="float16")
 
 
 def unpack(run: Path, dest: Path) -> int:
     """Rebuild each ``teacher_*.npz`` of ``run`` as a float32 ``.keras`` in ``dest`` (its recipe rebuilds the net)."""
-    import numpy as np
-
-    from fer_utils.models import build_model, save_model
+    from fer_utils.models import build_model, save_model  # Keras, as above
+    from fer_utils.resume import read_arrays
 
     dest.mkdir(parents=True, exist_ok=True)
     for f in sorted(run.glob("teacher_*.npz")):
-        with np.load(f) as z:
-            info = json.loads(str(z["info"]))
-            weights = [z[k].astype(np.float32) for k in sorted(k for k in z.files if k.startswith("w"))]
+        groups, info = read_arrays(f)
         r = info["recipe"]
         net = build_model(r["model"], seed=r["seed"], **r["model_kwargs"])
-        net.set_weights(weights)
+        net.set_weights(groups["w"])
         save_model(net, dest / f"{f.stem}.keras", info | {"weights_rounded_to": "float16"})
         log(f"{dest / f.stem}.keras: {net.count_params():,} parameters")
     return 0

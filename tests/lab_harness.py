@@ -180,11 +180,15 @@ def read_status(page) -> dict | None:
 
 
 def prepare(root: Path, notebook: Path, parameters: dict) -> str:
-    """Copy ``notebook`` into ``root`` with ``parameters`` injected the way papermill does; return its name."""
+    """Copy ``notebook`` into ``root`` with ``parameters`` injected the way papermill does; return its name. Each
+    parameter must be one its ``parameters`` cell sets (:func:`fer_utils.workbook.check_parameters`)."""
     import nbformat
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
+    from fer_utils.workbook import check_parameters
+
+    check_parameters(notebook, parameters)
     nb = parameterize_notebook(load_notebook_node(str(notebook)), parameters)
     root.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, root / notebook.name)

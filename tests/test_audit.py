@@ -46,7 +46,7 @@ def test_duplicates_groups_and_counts(planted):
     assert s["conflicting_emotion_groups"] == 1  # B
     assert s["within_split_groups"]["Training"] == 1  # A
     assert s["within_split_groups"]["PublicTest"] == 1  # two copies of C
-    groups = [set(g["index"]) for _, g in report.groups.groupby("group")]
+    groups = [set(g["row"]) for _, g in report.groups.groupby("group")]
     assert sorted(map(sorted, groups)) == sorted(sorted(map(int, v)) for k, v in where.items() if k != "blanks")
 
 

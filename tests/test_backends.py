@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from fer_utils.models import load_model, read_info
+from fer_utils.models import load_model
+from fer_utils.shipped import read_info
 from fer_utils.synthetic import make_synthetic
 
 pytest.importorskip("jax")
@@ -20,8 +21,8 @@ TINY = '{"filters": [4, 8], "units": [16]}'
 
 
 def _train_under_jax(out, *flags, env=None, attempts=1, timeout_s=600):
-    cmd = [sys.executable, "-m", "fer_utils", "train", "--model", "vgg", "--data", "synthetic", "--synthetic-size", "400",
-           "--out", str(out), "--epochs", "2", "--batch-size", "32", "--model-kwargs", TINY, "--verbose", "0", *flags]
+    cmd = [sys.executable, "-m", "fer_utils", "train", "--arch", "vgg", "--data", "synthetic", "--synthetic-size", "400",
+           "--out", str(out), "--epochs", "2", "--batch-size", "32", "--arch-kwargs", TINY, "--verbose", "0", *flags]
     for attempt in range(attempts):
         try:
             run = subprocess.run(cmd, env={**os.environ, "KERAS_BACKEND": "jax", **(env or {})}, capture_output=True,

@@ -11,9 +11,10 @@ import pytest
 
 from fer_utils.__main__ import build_parser, main
 from fer_utils.card import reproduce, write_card
+from fer_utils.data import load_data
 from fer_utils.evaluation import CORRUPTIONS, evaluate
-from fer_utils.models import load_model, read_info
-from fer_utils.synthetic import load_or_synthesize
+from fer_utils.models import load_model
+from fer_utils.shipped import read_info
 from fer_utils.training import train
 
 
@@ -46,7 +47,7 @@ def test_card_records_figures_and_a_rerunnable_command(tmp_path, synthetic_small
     with redirect_stdout(io.StringIO()) as out:
         assert main(["evaluate", "--model", str(tmp_path / "tiny.keras"), "--data", "synthetic", "--tta", "shift", "--json"]) == 0
     printed = json.loads(out.getvalue())  # the JSON alone
-    expected = evaluate(load_model(tmp_path / "tiny.keras"), load_or_synthesize("synthetic"), "PublicTest", tta="shift")
+    expected = evaluate(load_model(tmp_path / "tiny.keras"), load_data("synthetic"), "PublicTest", tta="shift")
     assert printed["tta"] == "shift" and printed["accuracy"] == expected["accuracy"]
     rows = reproduce(tmp_path, synthetic_small, tmp_path / "again")
     assert rows[0]["model"] == "tiny" and 0 <= rows[0]["reproduced_accuracy"] <= 1
@@ -102,7 +103,7 @@ def test_prior_correction_divides_probabilities_by_the_prior(tmp_path, synthetic
     with pytest.raises(ValueError, match="not an ensemble"):
         correct_priors(build_ensemble([model, other]), prior, 1.0)
     out = tmp_path / "tiny_prior.keras"
-    assert main(["correct-priors", str(tmp_path / "tiny.keras"), "--tau", "0.5", "--data", "synthetic",
+    assert main(["correct-priors", "--model", str(tmp_path / "tiny.keras"), "--tau", "0.5", "--data", "synthetic",
                  "--out", str(out)]) == 0
     card = write_card(out, synthetic_small)
     assert card["prior_correction"]["tau"] == 0.5 and len(card["prior_correction"]["prior"]) == 7

@@ -14,11 +14,12 @@ from sklearn.metrics import f1_score
 
 from fer_utils.collection import load_faces, summary
 from fer_utils.constants import EMOTIONS
+from fer_utils.data import load_data
 from fer_utils.detector import Detector, build_detector, locate_faces
 from fer_utils.images import crop_faces
 from fer_utils.loader import FERDataError, load_fer2013
 from fer_utils.scenes import astronaut_bgr, cluttered_background, lfw_faces, make_scene
-from fer_utils.synthetic import draw_face, load_or_synthesize, write_ck_style_collection
+from fer_utils.synthetic import draw_face, write_ck_style_collection
 
 # each dataset's numeric order, written out here from its documentation rather than taken from the code under test
 RAFDB = {1: "surprise", 2: "fear", 3: "disgust", 4: "happy", 5: "sad", 6: "angry", 7: "neutral"}
@@ -393,17 +394,17 @@ def test_fer2013_layouts_are_handed_to_load_fer2013(tmp_path):
         write(release, f"test/{e}/PublicTest_{k}.png", images[k])
     data = load_faces(release)
     assert data.collection is None and data.split_names == ["Training", "PublicTest"]
-    via_default = load_or_synthesize(release)
+    via_default = load_data(release)
     np.testing.assert_array_equal(via_default.images, data.images)
-    assert load_or_synthesize("synthetic", synthetic_size=20).synthetic
+    assert load_data("synthetic", synthetic_size=20).synthetic
 
 
 SPLITS3 = ("Training", "PublicTest", "PrivateTest")
 
 
-def test_load_or_synthesize_routes_a_given_collection(tmp_path):
+def test_load_data_routes_a_given_collection(tmp_path):
     root = write_ck_style_collection(tmp_path / "ck", per_emotion=2)
-    data = load_or_synthesize(root)
+    data = load_data(root)
     assert data.collection["left_out"] == {"contempt": 2}
     assert data.collection["skipped"] == {"no face": 1, "unreadable": 0}
     assert data.collection["kept"] == {"padded": 0, "several faces": 1, "whole image": 0}  # two_faces.jpg: the largest
@@ -413,7 +414,7 @@ def test_load_or_synthesize_routes_a_given_collection(tmp_path):
 def test_evaluate_command_reports_on_a_collection(tmp_path, tiny_model_path, capsys):
     from fer_utils import evaluation as ev
     from fer_utils.__main__ import main
-    from fer_utils.models import load_model
+    from fer_utils.models import load_model, predict_proba
 
     root = write_ck_style_collection(tmp_path / "ck", per_emotion=3)
     skipped = tmp_path / "skipped.csv"
@@ -423,7 +424,7 @@ def test_evaluate_command_reports_on_a_collection(tmp_path, tiny_model_path, cap
     result = json.loads(printed.out)  # the JSON alone: the collection's line for people goes to standard error
     assert "left out 3 contempt" in printed.err
     data = load_faces(root)
-    proba = ev.predict_proba(load_model(tiny_model_path), data.images)
+    proba = predict_proba(load_model(tiny_model_path), data.images)
     present = ["angry", "disgust", "fear", "happy", "sad", "surprise"]  # CK+'s names, no neutral; contempt left out
     assert result["emotions"] == present and list(result["per_emotion"]) == present
     assert result["n"] == len(data) == 20 and result["split"] is None  # 18 drawn faces, the astronaut, two_faces.jpg
@@ -444,4 +445,4 @@ def test_evaluate_command_reports_on_a_collection(tmp_path, tiny_model_path, cap
     assert text.splitlines()[-1] == ("left out 3 contempt; 1 with several faces: the largest kept; skipped 1 image(s): "
                                      "1 no face")
     assert main(["evaluate", "--model", str(tiny_model_path), "--labels", "x.csv"]) == 2
-    assert capsys.readouterr().err.startswith("error: --labels, --convention and --report-skipped need --data")
+    assert capsys.readouterr().err.startswith("error: labels need path=COLLECTION (--data FOLDER)")  # load_data's

@@ -17,8 +17,9 @@ from conftest import train_broken_and_unbroken
 
 from fer_utils.__main__ import build_parser
 from fer_utils.distill import distiller, in_global_policy
-from fer_utils.models import build_ensemble, build_model, load_model, read_info, save_model, walk_layers
+from fer_utils.models import build_ensemble, build_model, load_model, save_model, walk_layers
 from fer_utils.recipe import Recipe
+from fer_utils.shipped import read_info
 from fer_utils.synthetic import make_synthetic
 
 TINY = {"filters": [4, 8], "units": [16]}
@@ -148,8 +149,8 @@ def test_consistent_distillation_runs_under_jax(tmp_path):
     pytest.importorskip("jax")
     save_model(_teacher(), tmp_path / "teacher.keras", litert=False)
     out = tmp_path / "jax.keras"
-    cmd = [sys.executable, "-m", "fer_utils", "train", "--model", "vgg", "--data", "synthetic", "--synthetic-size", "200",
-           "--out", str(out), "--epochs", "2", "--batch-size", "32", "--model-kwargs", json.dumps(TINY), "--verbose", "0",
+    cmd = [sys.executable, "-m", "fer_utils", "train", "--arch", "vgg", "--data", "synthetic", "--synthetic-size", "200",
+           "--out", str(out), "--epochs", "2", "--batch-size", "32", "--arch-kwargs", json.dumps(TINY), "--verbose", "0",
            "--teacher", str(tmp_path / "teacher.keras"), "--distill", "consistent", "--mixup", "0.2"]
     run = subprocess.run(cmd, env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

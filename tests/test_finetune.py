@@ -14,11 +14,13 @@ from fer_utils.__main__ import build_parser, main
 from fer_utils.card import write_card
 from fer_utils.collection import load_faces
 from fer_utils.constants import EMOTIONS, PROJECT_ROOT
+from fer_utils.data import holdout_mask, people, validation_split
 from fer_utils.evaluation import evaluate
-from fer_utils.models import load_model, read_info
+from fer_utils.models import load_model
 from fer_utils.recipe import FINE_TUNING, fine_tuning
+from fer_utils.shipped import read_info
 from fer_utils.synthetic import GENERATED_MARKER, draw_face, write_shifted_collection
-from fer_utils.training import holdout_mask, people, train, validation_split
+from fer_utils.training import train
 
 VGG8 = PROJECT_ROOT / "models" / "vgg8.keras"
 
@@ -128,7 +130,7 @@ def test_collections_it_cannot_fine_tune_on_get_a_one_line_error_and_nothing_wri
     if case == "group-by matches nothing":
         extra = ["--group-by", r"anna_(\d+)"]
     if case == "another network":
-        extra = ["--model", "lenet"]
+        extra = ["--arch", "lenet"]
     out = tmp_path / "runs" / "mine.keras"
     code = main(["train", "--init", str(VGG8), "--data", str(folder), "--out", str(out), *extra])
     printed = capsys.readouterr()

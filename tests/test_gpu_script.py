@@ -11,8 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from fer_utils.loader import PROJECT_ROOT, pack
-from fer_utils.models import load_model, read_info
+from fer_utils.constants import PROJECT_ROOT
+from fer_utils.loader import pack
+from fer_utils.models import load_model
+from fer_utils.shipped import read_info
 from fer_utils.synthetic import make_synthetic
 
 pytest.importorskip("jax")

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from fer_utils.constants import EMOTIONS, SPLITS
+from fer_utils.data import load_data
 from fer_utils.loader import FERDataError, find_dataset, load_fer2013, parse_pixels
-from fer_utils.synthetic import load_or_synthesize
 
 SPLIT_OF = ["Training", "Training", "PublicTest", "PrivateTest", "Training", "PublicTest"]
 
@@ -92,7 +92,8 @@ def test_image_folder_with_prefixes_and_conversions(tmp_path, faces, capsys):
         folder = tmp_path / part / EMOTIONS[e]
         folder.mkdir(parents=True, exist_ok=True)
         out = cv2.resize(img, (96, 96)) if i == 4 else img  # another size: resized
-        out = cv2.cvtColor(out, cv2.COLOR_GRAY2BGR) if i == 5 else out  # colour: converted
+        if i == 5:  # colour (a warm tint): converted to gray
+            out = cv2.cvtColor(out, cv2.COLOR_GRAY2BGR) // np.array([2, 1, 1], np.uint8)
         cv2.imwrite(str(folder / name), out)
     data = load_fer2013(tmp_path)
     assert len(data) == 6 and data.images.shape == (6, 48, 48)
@@ -297,7 +298,7 @@ def test_find_dataset_and_synthetic_fallback(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("FER2013_PATH")
     monkeypatch.setattr("fer_utils.loader.PROJECT_ROOT", tmp_path)
     assert find_dataset() is None
-    data = load_or_synthesize(synthetic_size=50)
+    data = load_data(synthetic_size=50)
     assert data.synthetic and "SYNTHETIC" in data.label and len(data) == 50
     assert "SYNTHETIC" in capsys.readouterr().out
 

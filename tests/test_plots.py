@@ -7,9 +7,10 @@ from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from fer_utils import plots
 from fer_utils.audit import find_duplicates
-from fer_utils.evaluation import predict_proba, reliability_table
-from fer_utils.loader import EMOTIONS, FERData
-from fer_utils.models import build_lenet
+from fer_utils.constants import EMOTIONS
+from fer_utils.evaluation import reliability_table
+from fer_utils.loader import FERData
+from fer_utils.models import build_lenet, predict_proba
 from fer_utils.synthetic import make_synthetic
 
 

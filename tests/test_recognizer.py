@@ -210,11 +210,11 @@ def test_a_model_without_tflite_is_exported_once_into_the_cache(tmp_path, monkey
 
     from fer_utils.__main__ import main  # the fix the light install names: `export` writes the .tflite beside it
 
-    assert main(["export", str(path)]) == 0
+    assert main(["export", "--model", str(path)]) == 0
     beside = EmotionRecognizer(path)
     assert beside._call.path == path.with_suffix(".tflite")
     np.testing.assert_allclose(beside.classify(crops), slow.classify(crops), atol=1e-6)
-    assert main(["export", str(tmp_path / "missing.keras")]) == 2
+    assert main(["export", "--model", str(tmp_path / "missing.keras")]) == 2
 
 
 def test_each_thread_gets_its_own_interpreter(recognizer):

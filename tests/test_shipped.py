@@ -13,14 +13,21 @@ import keras
 import numpy as np
 import pytest
 
-from fer_utils.constants import EMOTIONS, PROJECT_ROOT
+from fer_utils.constants import EMOTIONS, NETWORKS_DIR, PROJECT_ROOT, SHIPPED_DIR
 from fer_utils.evaluation import evaluate
-from fer_utils.litert import NETWORKS_DIR, SHIPPED_DIR, LiteRTNetwork, keras_path, litert_path
+from fer_utils.litert import LiteRTNetwork, keras_path, litert_path
 from fer_utils.loader import file_sha256, load_fer2013
-from fer_utils.models import load_model, shipped_models
+from fer_utils.models import load_model
 from fer_utils.recognizer import EmotionRecognizer
 from fer_utils.scenes import astronaut_bgr
-from fer_utils.shipped import DEFAULT_NETWORK, LIVE_NETWORK, PACKAGED, default_model_path, live_model_path
+from fer_utils.shipped import (
+    DEFAULT_NETWORK,
+    LIVE_NETWORK,
+    PACKAGED,
+    default_model_path,
+    live_model_path,
+    shipped_models,
+)
 from fer_utils.synthetic import make_synthetic
 
 SHIPPED = shipped_models()
@@ -46,15 +53,24 @@ def test_each_shipped_model_ships_its_tflite_and_it_gives_the_keras_probabilitie
     from fer_utils.litert import LiteRTNetwork, litert_path
 
     path = SHIPPED[name]
-    assert litert_path(path).is_file(), f"{path.name} ships no .tflite: run python -m fer_utils export {path}"
+    assert litert_path(path).is_file(), f"{path.name} ships no .tflite: run python -m fer_utils export --model {path}"
     faces = np.concatenate([np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8),
                             make_synthetic(12, seed=1).images])
     expected = np.asarray(load_model(path)(faces, training=False))
     np.testing.assert_allclose(LiteRTNetwork(litert_path(path))(faces), expected, atol=1e-5)
 
 
-def test_lenet_is_shipped():
-    assert "lenet" in SHIPPED
+def test_notebook_02_trains_the_shipped_lenet_by_default():
+    """Notebook 02 says its defaults retrain models/lenet.keras on FER2013: they make the recipe that model records."""
+    from fer_utils.recipe import Recipe
+    from fer_utils.shipped import read_info
+    from fer_utils.workbook import NOTEBOOKS, notebook_parameters
+
+    p = notebook_parameters(NOTEBOOKS / "02_train_lenet.ipynb")
+    # EPOCHS = None: 30 on FER2013 (3 on the synthetic default), as its parameters cell says
+    notebook = Recipe(model=p["MODEL"], model_kwargs=p["MODEL_KWARGS"], epochs=p["EPOCHS"] or 30,
+                      class_weight=p["CLASS_WEIGHT"], seed=p["SEED"])
+    assert Recipe.from_dict(read_info(SHIPPED["lenet"])["recipe"]) == notebook
 
 
 def test_the_networks_of_models_in_models_live_in_the_package_and_nowhere_else(tmp_path, monkeypatch):
@@ -185,7 +201,7 @@ def test_a_missing_network_names_the_fix_for_the_install_at_hand(tmp_path, monke
     with pytest.raises(FileNotFoundError, match="train one with `python -m fer_utils train"):
         default_model_path()
     (models / "vgg8.keras").write_bytes(b"")
-    fix = f"write it with `python -m fer_utils export {models / 'vgg8.keras'}`"
+    fix = f"write it with `python -m fer_utils export --model {models / 'vgg8.keras'}`"
     with pytest.raises(FileNotFoundError, match=re.escape(fix)):
         LiteRTNetwork(networks / "vgg8.tflite")
 

@@ -17,11 +17,12 @@ import pytest
 from conftest import train_broken_and_unbroken
 
 from fer_utils.card import write_card
-from fer_utils.evaluation import evaluate, predict_proba
-from fer_utils.models import build_model, count_flops, load_model, read_info, save_model
-from fer_utils.recipe import Recipe
+from fer_utils.evaluation import evaluate
+from fer_utils.models import build_model, count_flops, load_model, predict_proba, save_model
+from fer_utils.recipe import Recipe, class_weights
+from fer_utils.shipped import read_info
 from fer_utils.synthetic import make_synthetic
-from fer_utils.training import class_weights, train
+from fer_utils.training import train
 
 TINY = {"filters": [8, 16], "units": [32]}
 
@@ -96,8 +97,8 @@ def test_class_weights_favour_rare_emotions():
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     out = tmp_path / "m.keras"
-    cmd = [sys.executable, "-m", "fer_utils", "train", "--model", "lenet", "--out", str(out), "--epochs", "25",
-           "--data", "synthetic", "--synthetic-size", "300", "--model-kwargs", json.dumps({"filters": [4, 8], "units": [16]})]
+    cmd = [sys.executable, "-m", "fer_utils", "train", "--arch", "lenet", "--out", str(out), "--epochs", "25",
+           "--data", "synthetic", "--synthetic-size", "300", "--arch-kwargs", json.dumps({"filters": [4, 8], "units": [16]})]
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
     state = tmp_path / "m.keras.ckpt" / "state.json"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -205,7 +206,7 @@ def test_a_run_carries_over_to_another_session_in_one_small_resume_file(tmp_path
     data = make_synthetic(n=70, seed=0)
     out, ckpt = tmp_path / "m.keras", tmp_path / "m.keras.ckpt"
     _stop_after_first_epoch(monkeypatch, lambda: train("lenet", data, out, epochs=3, model_kwargs=TINY, verbose=0))
-    assert main(["resume-file", str(out)]) == 0
+    assert main(["resume-file", "--out", str(out)]) == 0
     resume = tmp_path / "m.resume.npz"
     assert f"wrote {resume}" in capsys.readouterr().out
     saved = load_model(ckpt / "last.keras", compile=True)
@@ -226,7 +227,7 @@ def test_a_run_carries_over_to_another_session_in_one_small_resume_file(tmp_path
     info = train("lenet", data, out, epochs=3, model_kwargs=TINY, verbose=0)  # the same command, next session
     assert len(info["history"]["val_accuracy"]) == 3 and info["history"]["val_accuracy"][:1] == first
     assert not resume.exists() and not ckpt.exists() and out.exists()
-    assert main(["resume-file", str(out)]) == 2  # no run in progress: a one-line error
+    assert main(["resume-file", "--out", str(out)]) == 2  # no run in progress: a one-line error
     assert "no checkpoint" in capsys.readouterr().err
 
 

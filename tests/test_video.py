@@ -12,9 +12,10 @@ import pytest
 from fer_utils.__main__ import main
 from fer_utils.constants import EMOTIONS
 from fer_utils.models import build_lenet, save_model
+from fer_utils.plots import plot_timeline
 from fer_utils.recognizer import EmotionRecognizer
 from fer_utils.scenes import astronaut_bgr, cluttered_background, make_video
-from fer_utils.video import COLUMNS, FaceTable, FaceTracker, FrameAnalyzer, analyze_video, iou, plot_timeline
+from fer_utils.video import COLUMNS, FaceTable, FaceTracker, FrameAnalyzer, analyze_video, iou
 
 
 @pytest.fixture(scope="module")

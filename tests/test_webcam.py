@@ -361,7 +361,7 @@ def test_notebook_runs_headless_on_the_clip(model_path, tmp_path):
 
 
 def test_the_live_default_is_the_best_model_as_fast_as_vgg8(model_path, tmp_path, monkeypatch):
-    from fer_utils.models import LIVE_MAX_FLOPS, live_model_path
+    from fer_utils.shipped import LIVE_MAX_FLOPS, live_model_path
 
     big, fast = (save_model(build_lenet(filters=(4, 4), units=(8,)), tmp_path / f"{n}.keras") for n in ("big", "fast"))
     big.with_suffix(".json").write_text(json.dumps({"flops": 4 * LIVE_MAX_FLOPS}))

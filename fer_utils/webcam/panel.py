@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from fer_utils.atomic import write_atomic
-from fer_utils.constants import EMOTIONS, PROJECT_ROOT
+from fer_utils.constants import EMOTIONS, PROJECT_ROOT, SHIPPED_DIR
 from fer_utils.detector import LIVE_DETECTOR
 from fer_utils.recognizer import Face, annotate
-from fer_utils.shipped import SHIPPED_DIR, live_model_path, shipped_models
+from fer_utils.shipped import live_model_path, shipped_models
 from fer_utils.video import FaceTable, FrameAnalyzer, save_table
 from fer_utils.webcam.browser import BrowserCamera
 from fer_utils.webcam.loop import INFERENCE_LOCK, KernelLoop, as_recognizer, jpeg
@@ -68,11 +68,7 @@ class WebcamPanel(widgets.VBox):
                  camera_index: int = 0, max_fps: float | None = 30.0, width: int = 640, height: int = 480,
                  record: bool = True, out_dir: str | os.PathLike | None = None, loop_video: bool = True,
                  capture_factory: Callable = cv2.VideoCapture):
-        if source not in SOURCES:
-            if video is None and Path(str(source)).suffix:  # a path given as the source: the file source
-                source, video = "file", source
-            else:
-                raise ValueError(f"source {source!r} is unknown; expected one of {SOURCES} or a video file path")
+        source, video = _source_and_video(source, video)
         self.video, self.camera_index, self.max_fps, self.loop_video = video, camera_index, max_fps, loop_video
         # the clone's runs/; an installed package's root is site-packages, so there the current folder's runs/
         runs = PROJECT_ROOT / "runs" if SHIPPED_DIR.is_dir() else Path.cwd() / "runs"
@@ -87,17 +83,31 @@ class WebcamPanel(widgets.VBox):
             model = str(live_model_path(self._models))
         elif isinstance(model, str) and model in self._models:  # a shipped model's name
             model = self._models[model]
-        model_key = self._model_key(model)
         self.detector = detector
         self.recognizer = as_recognizer(model, detector)
         self._reset_stats()
+        controls = self._make_controls(source, self._model_key(model), record)
+        self.camera = BrowserCamera(on_frame=self._on_browser_frame, width=width, height=height,
+                                    max_fps=float(max_fps or 0))
+        self._width, self._step = width, 0  # the adaptive step of the browser's frames (ADAPTIVE_STEPS)
+        self.image = widgets.Image(format="jpeg", layout=widgets.Layout(width=f"{width}px", max_width="100%"))
+        self.bars = widgets.HTML(probability_bars_html(None))
+        self.status = widgets.HTML()
+        self.message = widgets.HTML()
+        self.view = widgets.Box([self.camera if source == "browser" else self.image])
+        self._wire()
+        body = widgets.HBox([self.view, widgets.VBox([widgets.HTML("<b>main face</b>"), self.bars])])
+        super().__init__([controls, body, self.status, self.message])
+        self._show_status()
 
+    def _make_controls(self, source: str, model_key: str, record: bool) -> widgets.HBox:
+        """The row of buttons, choosers and the record box."""
         self.start_button = widgets.Button(description="Start", icon="play", button_style="success")
         self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
-        options = [("browser camera", "browser"), (f"kernel camera {camera_index}", "camera"),
+        options = [("browser camera", "browser"), (f"kernel camera {self.camera_index}", "camera"),
                    ("generated clip", "clip")]
-        if video is not None:
-            options.insert(2, (f"file: {Path(video).name}", "file"))
+        if self.video is not None:
+            options.insert(2, (f"file: {Path(self.video).name}", "file"))
         self.source_select = widgets.Dropdown(options=options, value=source, description="source",
                                               layout=widgets.Layout(width="230px"))
         model_options = [(name, name) for name in self._models]
@@ -109,15 +119,12 @@ class WebcamPanel(widgets.VBox):
         self.record_box = widgets.Checkbox(value=record, description="record", indent=False,
                                            layout=widgets.Layout(width="80px"))
         self.csv_button = widgets.Button(description="Save CSV", icon="save")
-        self.camera = BrowserCamera(on_frame=self._on_browser_frame, width=width, height=height,
-                                    max_fps=float(max_fps or 0))
-        self._width, self._step = width, 0  # the adaptive step of the browser's frames (ADAPTIVE_STEPS)
-        self.image = widgets.Image(format="jpeg", layout=widgets.Layout(width=f"{width}px", max_width="100%"))
-        self.bars = widgets.HTML(probability_bars_html(None))
-        self.status = widgets.HTML()
-        self.message = widgets.HTML()
-        self.view = widgets.Box([self.camera if source == "browser" else self.image])
+        return widgets.HBox([self.start_button, self.stop_button, self.source_select, self.model_select,
+                             self.snapshot_button, self.record_box, self.csv_button],
+                            layout=widgets.Layout(flex_flow="row wrap"))
 
+    def _wire(self) -> None:
+        """What each button, chooser and the browser camera's state changes call."""
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.snapshot_button.on_click(lambda _: self._guarded(self.snapshot))
@@ -126,13 +133,6 @@ class WebcamPanel(widgets.VBox):
         self.model_select.observe(self._on_model, names="value")
         self.camera.observe(self._on_camera_error, names="error")
         self.camera.observe(self._on_camera_running, names="running")
-
-        controls = widgets.HBox([self.start_button, self.stop_button, self.source_select, self.model_select,
-                                 self.snapshot_button, self.record_box, self.csv_button],
-                                layout=widgets.Layout(flex_flow="row wrap"))
-        body = widgets.HBox([self.view, widgets.VBox([widgets.HTML("<b>main face</b>"), self.bars])])
-        super().__init__([controls, body, self.status, self.message])
-        self._show_status()
 
     # -------------------------------------------------------------------- public verbs
 
@@ -383,3 +383,12 @@ class WebcamPanel(widgets.VBox):
         if not change["new"]:  # the browser stopped by itself (error, unplugged camera)
             self._set_running_ui(self.running)
             self._show_status()
+
+
+def _source_and_video(source: str, video: str | os.PathLike | None) -> tuple[str, str | os.PathLike | None]:
+    """A path given as the source means the file source; any other unknown source is an error."""
+    if source in SOURCES:
+        return source, video
+    if video is None and Path(str(source)).suffix:
+        return "file", source
+    raise ValueError(f"source {source!r} is unknown; expected one of {SOURCES} or a video file path")
