@@ -1,4 +1,4 @@
-"""Command line: ``python -m fer_utils {info,train,resume-file,pack,evaluate,compare,defaults,card,ensemble,export,correct-priors,reproduce,predict,video} ...`` (``--help`` on each).
+"""Command line: ``python -m fer_utils {info,train,resume-file,pack,evaluate,compare,defaults,card,ensemble,export,correct-priors,reproduce,predict,video,corpus} ...`` (``--help`` on each).
 
 One name per concept in every command: ``--model PATH`` is a model file, ``--data`` the faces (FER2013, a labelled
 face collection or ``synthetic``), ``--split`` and ``--tta`` what is scored, ``--out`` what is written, ``--json``
@@ -332,15 +332,43 @@ def cmd_video(args) -> int:
     return 0
 
 
+def cmd_corpus(args) -> int:
+    """0 when every video is done, 1 when some failed (their rows in the manifest say why)."""
+    from fer_utils.corpus import analyze_corpus  # pandas and Dask: only the corpus command imports them
+
+    result = analyze_corpus(args.inputs, args.out, model=args.model, detector=args.detector, fps=args.fps,
+                            every=args.every, min_face_size=args.min_face_size, largest_only=args.largest_only,
+                            segment_s=args.segment, workers=args.workers, scheduler=args.scheduler, force=args.force,
+                            progress=not args.quiet)
+    m = result.manifest
+    record = {"out": str(result.out), "videos": len(m), "done": int((m["status"] == "done").sum()),
+              "failed": result.failed, "frames_analysed": int(m["frames_analysed"].fillna(0).sum()),
+              "hours_of_video": round(float(m["duration_s"].fillna(0).sum()) / 3600, 4),
+              "manifest": str(result.out / "manifest.csv"), "summary": str(result.out / "summary.csv"),
+              "frames": str(result.out / "frames")}
+    if args.json:
+        print(json.dumps(record, indent=1), file=args.stdout)
+    else:
+        print(f"{record['done']} of {record['videos']} videos done ({record['hours_of_video']:.2f} h of video, "
+              f"{record['frames_analysed']} frames analysed): {record['frames']}/, {record['manifest']}, "
+              f"{record['summary']}")
+    if result.failed:
+        print(f"{result.failed} of {len(m)} videos failed: see the error column of {result.out / 'manifest.csv'}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- the parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Every command, group by group: data, training, scores, models, faces."""
+    """Every command, group by group: data, training, scores, models, faces, corpora."""
     p = argparse.ArgumentParser(prog="python -m fer_utils", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_data_commands, _training_commands, _score_commands, _model_commands, _face_commands):
+    for add in (_data_commands, _training_commands, _score_commands, _model_commands, _face_commands,
+                _corpus_command):
         add(sub)
     return p
 
@@ -473,6 +501,28 @@ def _face_commands(sub) -> None:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _corpus_command(sub) -> None:
+    s = _command(sub, "corpus", cmd_corpus, "a corpus of videos -> per-frame tables, a manifest and a summary, on "
+                                            "every core or a Dask cluster; a rerun skips what is done")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders (searched recursively), globs, "
+                                                              "or CSV lists (a path column; other columns carried)")
+    s.add_argument("--out", required=True, metavar="DIR", help="the folder to write frames/<video_id>.parquet, "
+                                                               "manifest.csv and summary.csv into")
+    _recognizer_args(s, LIVE_DETECTOR, ", as video's")
+    sampling = s.add_mutually_exclusive_group()
+    sampling.add_argument("--fps", type=float, help="analyse this many frames a second (default: every frame)")
+    sampling.add_argument("--every", type=int, default=1, help="analyse every N-th frame (default 1)")
+    s.add_argument("--segment", type=float, default=60.0, metavar="SECONDS",
+                   help="the longest stretch of video one task analyses (default 60)")
+    s.add_argument("--workers", type=int, help="local single-threaded worker processes (default: one per core)")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786 on a trusted "
+                                                          "network, or tls:// with Dask's TLS config) instead of a "
+                                                          "local cluster")
+    s.add_argument("--force", action="store_true", help="redo every video, even those done before")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _json_arg(s)
+
+
 # ----------------------------------------------------------------------------------------------- shared flags
 
 
@@ -574,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FERDataError, FileNotFoundError, ValueError, ImportError) as e:  # the user's input; a bug keeps its traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what was written is whole, and the command said what is left to do
+        return 130
 
 
 if __name__ == "__main__":

@@ -21,13 +21,15 @@ from fer_utils.quiet import quiet_native_logs
 
 
 def litert_interpreter(content: bytes, input_shape: list[int] | None = None):
-    """A LiteRT interpreter (XNNPACK, up to 4 threads) for a ``.tflite`` model's bytes, with its input resized to
+    """A LiteRT interpreter (XNNPACK, up to 4 threads, or ``$FER_UTILS_LITERT_THREADS``) for a ``.tflite`` model's bytes, with its input resized to
     ``input_shape`` if given and its tensors allocated, and the index of its input. Not thread-safe: one per thread.
     """
     from ai_edge_litert.interpreter import Interpreter  # loaded once, on first use
 
     with quiet_native_logs():
-        interpreter = Interpreter(model_content=content, num_threads=min(4, os.cpu_count() or 1))
+        # FER_UTILS_LITERT_THREADS: one in each corpus worker process, so N workers share N cores without a fight
+        threads = int(os.environ.get("FER_UTILS_LITERT_THREADS", 0)) or min(4, os.cpu_count() or 1)
+        interpreter = Interpreter(model_content=content, num_threads=threads)
         index = interpreter.get_input_details()[0]["index"]
         if input_shape is not None:
             interpreter.resize_tensor_input(index, input_shape)

@@ -440,3 +440,32 @@ def plot_timeline(df: pd.DataFrame, *, face_ids: list[int] | None = None, emotio
     axes[-1, 0].set_xlabel("time (s)")
     return fig
 
+
+def plot_emotion_shares(shares: pd.DataFrame, title: str = "Emotion shares per video") -> Figure:
+    """A heatmap of each video's (rows) share of face frames per top emotion (columns), from
+    :func:`fer_utils.corpus.emotion_shares`."""
+    fig, ax = _subplots(figsize=(8, 0.35 * len(shares) + 1.5))
+    image = ax.imshow(shares.to_numpy(float), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(shares.shape[1]), shares.columns, rotation=30)
+    ax.set_yticks(range(len(shares)), shares.index)
+    fig.colorbar(image, ax=ax, label="share of face frames as top emotion")
+    ax.set_title(title)
+    return fig
+
+
+def plot_conditions(comparison: pd.DataFrame, column: str, title: str = "Conditions compared") -> Figure:
+    """Bars of each emotion's mean share per value of ``column`` with their 95% intervals, from
+    :func:`fer_utils.corpus.compare_conditions`."""
+    fig, ax = _subplots(figsize=(9, 3.5))
+    values = comparison[column].unique()
+    width = 0.8 / len(values)
+    for j, value in enumerate(values):
+        c = comparison[comparison[column] == value]
+        x = np.arange(len(c)) + (j - (len(values) - 1) / 2) * width
+        ax.bar(x, c["share"], width=width, label=str(value), capsize=3,
+               yerr=[c["share"] - c["ci_low"], c["ci_high"] - c["share"]])
+    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS)
+    ax.set_ylabel("share of face frames (95% CI)")
+    ax.legend(title=column)
+    ax.set_title(title)
+    return fig

@@ -35,7 +35,8 @@ def test_every_command_names_a_model_file_model_and_data_data():
     positional = {name: [o for o in options if o.startswith("positional")] for name, options in commands.items()}
     # images, a video and an ensemble's members are lists or inputs, not "the model" nor "the data"
     assert {name: p for name, p in positional.items() if p} == {
-        "predict": ["positional IMAGE"], "video": ["positional IN"], "ensemble": ["positional MODEL"]}
+        "predict": ["positional IMAGE"], "video": ["positional IN"], "ensemble": ["positional MODEL"],
+        "corpus": ["positional INPUT"]}
     for name, s in build_parser()._subparsers._group_actions[0].choices.items():  # every flag says what it takes
         for action in s._actions:
             assert action.help, f"{name} {action.option_strings} has no help"
@@ -75,8 +76,9 @@ JSON_COMMANDS = {
 
 
 def test_the_json_test_covers_every_command_with_json():
+    # corpus's --json is checked where a corpus is run on worker processes: test_corpus.py
     assert {name for name, options in _commands().items() if "--json" in options} == {
-        name.split()[0] for name in JSON_COMMANDS}
+        name.split()[0] for name in JSON_COMMANDS} | {"corpus"}
 
 
 @pytest.mark.parametrize("command", list(JSON_COMMANDS))

@@ -28,7 +28,8 @@ TINY_LENET = {"filters": [4, 8], "units": [16]}
 RUN_BY = {"01_data_exploration.ipynb": "test_data_exploration_runs", "02_train_lenet.ipynb": "test_train_lenet_runs",
           "03_evaluation.ipynb": "test_evaluation_runs", "03b_comparing_models.ipynb": "test_comparing_models_runs",
           "04_live_webcam.ipynb": "test_webcam.py::test_notebook_runs_headless_on_the_clip",
-          "05_your_own_faces.ipynb": "test_your_own_faces_runs"}
+          "05_your_own_faces.ipynb": "test_your_own_faces_runs",
+          "06_video_corpus.ipynb": "test_corpus.py::test_video_corpus_notebook_runs"}
 
 
 def test_every_notebook_has_a_test_that_runs_it():
