@@ -175,7 +175,8 @@ def _recognizer(settings: Settings):
 
 
 def _open(path: str):
-    cap = cv2.VideoCapture(path)
+    # FFmpeg decodes on as many threads as there are cores unless told: a worker is one thread, decoding included
+    cap = cv2.VideoCapture(path, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
     return cap if cap.isOpened() else None
 
 
@@ -459,7 +460,7 @@ def connect(scheduler: str | None = None, workers: int | None = None, dashboard_
     if n < 1:
         raise ValueError(f"--workers must be >= 1; got {n}")
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=SINGLE_THREAD_ENV,
-                           dashboard_address=dashboard_address, silence_logs=logging.ERROR)
+                           dashboard_address=dashboard_address, silence_logs=logging.CRITICAL)
     return Client(cluster), cluster
 
 
