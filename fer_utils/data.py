@@ -43,10 +43,10 @@ def load_data(path: str | os.PathLike | None = None, labels: str | os.PathLike |
     found = find_dataset() if path is None else None
     if found is not None:
         return load_fer2013(found)
-    why = "No FER2013 found: u" if path is None else "U"
+    opening = "No FER2013 found: using" if path is None else "Using"
     # standard output, as every line of the package for people (a notebook shows standard error as a warning);
     # a command with --json sends it to standard error
-    print(f"{why}sing the SYNTHETIC embedded default ({synthetic_size} generated faces). {DOWNLOAD_HINT}")
+    print(f"{opening} the SYNTHETIC embedded default ({synthetic_size} generated faces). {DOWNLOAD_HINT}")
     return make_synthetic(synthetic_size, seed=seed)
 
 
