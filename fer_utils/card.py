@@ -20,6 +20,7 @@ import numpy as np
 
 from fer_utils.atomic import write_atomic
 from fer_utils.constants import EMOTIONS, PROJECT_ROOT
+from fer_utils.data import HOLDOUT, report_split
 from fer_utils.evaluation import compare, evaluate, evaluate_corruptions, paired_text
 from fer_utils.litert import litert_path
 from fer_utils.loader import FERData
@@ -27,8 +28,6 @@ from fer_utils.models import correct_priors, export_litert, load_model
 from fer_utils.recipe import Recipe
 from fer_utils.shipped import read_info
 from fer_utils.training import train
-
-HOLDOUT = "hold-out"  # the split a card of a model trained on a collection reports on
 
 
 def training_command(info: dict, out: str) -> str:
@@ -203,10 +202,10 @@ def _against(against: str | os.PathLike | None, model, data: FERData, split: str
 
 
 def _scored(info: dict, data: FERData, split: str | None, name: str) -> tuple[str, FERData]:
-    """The split a card reports on and the data that has it: ``split`` (default PublicTest); on a collection of faces,
-    the hold-out the model's record names, relabelled :data:`HOLDOUT`."""
+    """The split a card reports on and the data that has it: ``split`` (default :func:`~fer_utils.data.report_split`:
+    PublicTest); on a collection of faces, the hold-out the model's record names, relabelled ``HOLDOUT``."""
     if data.collection is None or split is not None:
-        return split or "PublicTest", data
+        return split or report_split(data), data
     held = (info.get("data") or {}).get("holdout_files")
     if held is None:
         raise ValueError(f"{name} was not trained on a collection of faces: its card reports on FER2013's PublicTest "
