@@ -80,7 +80,8 @@ def read_arrays(path: str | os.PathLike) -> tuple[dict[str, list[np.ndarray]], d
 
 
 def _to_float16(x: np.ndarray) -> np.ndarray:
-    half = x.astype(np.float16)
+    with np.errstate(over="ignore"):  # an overflow is found and named just below
+        half = x.astype(np.float16)
     if not np.isfinite(half[np.isfinite(x)]).all():
         raise ValueError("weights beyond float16's range (65504): write them in bfloat16")
     return half
