@@ -37,12 +37,11 @@ import pandas as pd
 from distributed import Client, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
-from fer_utils.atomic import atomic_path
 from fer_utils.constants import EMOTIONS
 from fer_utils.detector import DETECTORS, LIVE_DETECTOR
 from fer_utils.recognizer import EmotionRecognizer
 from fer_utils.shipped import default_model_path
-from fer_utils.video import COLUMNS, FaceTable, iou, iter_analysis
+from fer_utils.video import COLUMNS, FaceTable, iou, iter_analysis, save_table
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".mts", ".3gp")
 PATH_COLUMNS = ("path", "video", "file", "filename")  # the column of a CSV list that names the videos
@@ -400,11 +399,6 @@ class CorpusResult:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FRAME_COLUMNS)
 
 
-def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-
-
 def _stat(path: str) -> tuple[int, int]:
     try:
         st = os.stat(path)
@@ -602,8 +596,7 @@ class _Run:
         frames.insert(0, "video_id", video_id)
         for c in self.meta_columns:
             frames[c] = self.meta[video_id][c]
-        with atomic_path(self.out / "frames" / f"{video_id}.parquet") as tmp:
-            frames.to_parquet(tmp, index=False)
+        save_table(frames, self.out / "frames" / f"{video_id}.parquet")
         self.summaries[video_id] = summarize(frames)
         frames_read = sum(r["frames_read"] for r in parts)
         self._finish(video_id, "done", frames_read=frames_read,
@@ -623,7 +616,7 @@ class _Run:
 
     def _write_manifest(self) -> None:
         rows = [{**self.manifest[v], **self.meta[v]} for v in self.videos["video_id"] if v in self.manifest]
-        _write_csv(pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *self.meta_columns]), self.out / "manifest.csv")
+        save_table(pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, *self.meta_columns]), self.out / "manifest.csv")
 
     def result(self) -> CorpusResult:
         """The manifest and the summary, written, of every video (skipped ones' summaries from their tables)."""
@@ -635,7 +628,7 @@ class _Run:
         summary = pd.concat([self.summaries[v] for v in order], ignore_index=True) if order else pd.DataFrame()
         for c in self.meta_columns:
             summary[c] = summary["video_id"].map(lambda v, c=c: self.meta[v][c]) if len(summary) else []
-        _write_csv(summary, self.out / "summary.csv")
+        save_table(summary, self.out / "summary.csv")
         return CorpusResult(self.out, pd.read_csv(self.out / "manifest.csv"), summary)
 
 

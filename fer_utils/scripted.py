@@ -20,6 +20,7 @@ import pandas as pd
 from fer_utils.atomic import atomic_path
 from fer_utils.recognizer import EmotionRecognizer
 from fer_utils.scenes import cluttered_background, lfw_faces, paste_face
+from fer_utils.video import save_table
 
 # the two conditions' scripts: (emotion, seconds), repeated to the clip's length; None = no face (looking away)
 SCRIPTS = {"comedy": [("neutral", 2.0), ("happy", 3.0), ("neutral", 1.0), ("surprise", 1.0), ("happy", 2.0),
@@ -94,6 +95,5 @@ def write_corpus(folder: str | os.PathLike, participants: int = 4, seconds: floa
             name = f"P{k + 1:02d}_{condition}.mp4"
             write_clip(folder / name, scripted_frames(SCRIPTS[condition], seconds, fps, seed + 10 * k + c, faces), fps)
             rows.append({"path": name, "participant": f"P{k + 1:02d}", "condition": condition, "session": c + 1})
-    with atomic_path(folder / "videos.csv") as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
+    save_table(pd.DataFrame(rows), folder / "videos.csv")
     return folder / "videos.csv"
