@@ -81,8 +81,10 @@ class Settings:
 
 def sampled(index: int, rate: float, settings: Settings) -> bool:
     """Whether frame ``index`` of a video at ``rate`` frames per second is analysed."""
-    if settings.fps is None or settings.fps >= rate:
-        return index % settings.every == 0 if settings.fps is None else True
+    if settings.fps is None:
+        return index % settings.every == 0
+    if settings.fps >= rate:
+        return True
     step = settings.fps / rate  # a frame is analysed when it starts a new 1/fps interval
     return index == 0 or math.floor(index * step + 1e-9) > math.floor((index - 1) * step + 1e-9)
 
