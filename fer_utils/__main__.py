@@ -336,10 +336,11 @@ def cmd_corpus(args) -> int:
     """0 when every video is done, 1 when some failed (their rows in the manifest say why)."""
     from fer_utils.corpus import analyze_corpus  # pandas and Dask: only the corpus command imports them
 
+    segment = {} if args.segment is None else {"segment_s": args.segment}  # else corpus.SEGMENT_S
     result = analyze_corpus(args.inputs, args.out, model=args.model, detector=args.detector, fps=args.fps,
                             every=args.every, min_face_size=args.min_face_size, largest_only=args.largest_only,
-                            segment_s=args.segment, workers=args.workers, scheduler=args.scheduler, force=args.force,
-                            progress=not args.quiet)
+                            workers=args.workers, scheduler=args.scheduler, force=args.force,
+                            progress=not args.quiet, **segment)
     m = result.manifest
     record = {"out": str(result.out), "videos": len(m), "done": int((m["status"] == "done").sum()),
               "failed": result.failed, "frames_analysed": int(m["frames_analysed"].fillna(0).sum()),
@@ -512,8 +513,8 @@ def _corpus_command(sub) -> None:
     sampling = s.add_mutually_exclusive_group()
     sampling.add_argument("--fps", type=float, help="analyse this many frames a second (default: every frame)")
     sampling.add_argument("--every", type=int, default=1, help="analyse every N-th frame (default 1)")
-    s.add_argument("--segment", type=float, default=60.0, metavar="SECONDS",
-                   help="the longest stretch of video one task analyses (default 60)")
+    s.add_argument("--segment", type=float, metavar="SECONDS",
+                   help="the longest stretch of video one task analyses (default 20, fer_utils.corpus.SEGMENT_S)")
     s.add_argument("--workers", type=int, help="local single-threaded worker processes (default: one per core)")
     s.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786 on a trusted "
                                                           "network, or tls:// with Dask's TLS config) instead of a "

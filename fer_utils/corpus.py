@@ -18,6 +18,7 @@ cores without fighting over them; each worker process loads the recognizer once 
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import hashlib
 import logging
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import dask
 import numpy as np
 import pandas as pd
 from distributed import Client, LocalCluster, as_completed
@@ -45,7 +47,10 @@ from fer_utils.video import COLUMNS, FaceTable, iou, iter_analysis, save_table
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".mts", ".3gp")
 PATH_COLUMNS = ("path", "video", "file", "filename")  # the column of a CSV list that names the videos
-SEGMENT_S = 60.0  # seconds of video a task analyses: a 1-hour video is 60 tasks, spread over every worker
+# seconds of video a task analyses: a 1-hour video is 180 tasks, spread over every worker. Short enough that the
+# last tasks of a run end close together (a run waits for its slowest worker), long enough that a segment's seek
+# costs little (measured: 4 segments of a 40-s clip against 1, within 1-3% CPU)
+SEGMENT_S = 20.0
 MAX_MISSING = 15  # the tracker's: a face unseen for this many analysed frames is a new face
 MIN_IOU = 0.3  # the tracker's: a box continues a face it overlaps this much
 FACE_COLUMNS = ["face_id", "x", "y", "w", "h"]
@@ -56,6 +61,13 @@ MANIFEST_COLUMNS = ["path", "video_id", "status", "error", "frames_read", "frame
 # One thread per worker process: set before the worker spawns (the libraries read them when they load)
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                      "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "FER_UTILS_LITERT_THREADS": "1"}
+# Dask's housekeeping at its defaults takes about 7% of a 2-core machine (each server's event loop ticked every 20 ms,
+# a profiler sampling each worker every 10 ms, memory read every 100 ms); a worker here is one core's whole share, so
+# a local cluster runs them at a batch job's pace (memory limits still hold; the dashboard's profile page stays empty).
+# Its scheduler hands a worker the next segment only as it finishes one: none waits behind another while a worker idles
+LOCAL_CLUSTER_CONFIG = {"distributed.admin.tick.interval": "1s", "distributed.admin.system-monitor.interval": "5s",
+                        "distributed.worker.memory.monitor-interval": "1s", "distributed.worker.profile.enabled": False,
+                        "distributed.scheduler.worker-saturation": 1.0}
 
 
 @dataclass(frozen=True)
@@ -159,17 +171,32 @@ def _video_ids(paths: pd.Series, given: pd.Series) -> list[str]:
 _RECOGNIZERS: dict[tuple, object] = {}  # one per settings, per worker process: loaded once, not once per video
 
 
-def _single_threaded() -> None:
-    """One thread for OpenCV, BLAS and LiteRT in this (worker) process: the cluster has one process per core."""
+def _prepare_worker() -> None:
+    """One thread for OpenCV, BLAS and LiteRT in this (worker) process, since the cluster has one process per core;
+    and freed frames kept in the heap (see :func:`_keep_freed_memory`)."""
     for key, value in SINGLE_THREAD_ENV.items():
         os.environ.setdefault(key, value)
     cv2.setNumThreads(1)
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's mmap threshold at 128 kB:
+    every decoded frame is then a fresh mmap whose pages fault in and go back to the OS (hundreds of page faults a
+    frame; 12% of a worker's time at 640x480). A worker's frames are all one size, so its heap keeps them instead; its memory
+    stays flat (benchmarks/bench_corpus.py measures it). glibc only: elsewhere nothing to do."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: blocks under 32 MB come from the heap (glibc's largest dynamic one)
+    libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD: keep up to 64 MB freed at the heap's top
 
 
 def _recognizer(settings: Settings):
     key = (settings.model, settings.detector, settings.min_face_size, settings.largest_only)
     if key not in _RECOGNIZERS:
-        _single_threaded()
+        _prepare_worker()
         _RECOGNIZERS[key] = EmotionRecognizer(settings.model, settings.detector, largest_only=settings.largest_only,
                                               min_face_size=settings.min_face_size)
     return _RECOGNIZERS[key]
@@ -195,7 +222,7 @@ def as_value(task):
 
 def probe(path: str) -> dict:
     """Frame rate and frame count (0: unknown) of a video, which must decode; runs on a worker."""
-    _single_threaded()
+    _prepare_worker()
     if not Path(path).is_file():
         raise FileNotFoundError(f"video {path} does not exist")
     cap = _open(path)
@@ -455,9 +482,10 @@ def connect(scheduler: str | None = None, workers: int | None = None, dashboard_
     n = workers or _cores()
     if n < 1:
         raise ValueError(f"--workers must be >= 1; got {n}")
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=SINGLE_THREAD_ENV,
-                           dashboard_address=dashboard_address, silence_logs=logging.CRITICAL)
-    return Client(cluster), cluster
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):  # read as the servers start; each worker process gets a copy
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=SINGLE_THREAD_ENV,
+                               dashboard_address=dashboard_address, silence_logs=logging.CRITICAL)
+        return Client(cluster), cluster
 
 
 def analyze_corpus(inputs: list[str | os.PathLike], out: str | os.PathLike, *, model: str | os.PathLike | None = None,
