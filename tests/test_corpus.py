@@ -265,11 +265,13 @@ def test_a_worker_killed_mid_video_loses_nothing(clips, cluster, tmp_path):
 # ------------------------------------------------------------------------------------- Ctrl-C
 
 def test_ctrl_c_leaves_no_half_written_file_and_a_rerun_finishes(tmp_path):
-    # a short first clip and long others: Ctrl-C comes just after the first manifest row, with seconds of work left
-    # (with four equal clips, a fast worker could finish the rest while the client wrote the first)
     for k in range(4):
-        drifting(tmp_path / "in" / f"clip{k}.mp4", 12 if k == 0 else 150, seed=k)
-    argv = [sys.executable, "-m", "fer_utils", "corpus", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+        drifting(tmp_path / "in" / f"clip{k}.mp4", 60, seed=k)
+    # the command as typed at a terminal, where Ctrl-C raises KeyboardInterrupt: a test run started in the background
+    # (`make test &`) ignores SIGINT, and its children would inherit that
+    terminal = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "runpy.run_module('fer_utils', run_name='__main__', alter_sys=True)")
+    argv = [sys.executable, "-c", terminal, "corpus", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
             "--workers", "1", "--quiet"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(1200):
