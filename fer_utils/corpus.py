@@ -19,6 +19,7 @@ cores without fighting over them; each worker process loads the recognizer once 
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import hashlib
 import logging
@@ -171,6 +172,7 @@ def _video_ids(paths: pd.Series, given: pd.Series) -> list[str]:
 _RECOGNIZERS: dict[tuple, object] = {}  # one per settings, per worker process: loaded once, not once per video
 
 
+@functools.cache  # once per worker process, not once per probe
 def _prepare_worker() -> None:
     """One thread for OpenCV, BLAS and LiteRT in this (worker) process, since the cluster has one process per core;
     and freed frames kept in the heap (see :func:`_keep_freed_memory`)."""
@@ -183,8 +185,8 @@ def _prepare_worker() -> None:
 def _keep_freed_memory() -> None:
     """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's mmap threshold at 128 kB:
     every decoded frame is then a fresh mmap whose pages fault in and go back to the OS (hundreds of page faults a
-    frame; 12% of a worker's time at 640x480). A worker's frames are all one size, so its heap keeps them instead; its memory
-    stays flat (benchmarks/bench_corpus.py measures it). glibc only: elsewhere nothing to do."""
+    frame; 12% of a worker's time at 640x480). A worker's frames are all one size, so its heap keeps them instead;
+    its memory stays flat (benchmarks/bench_corpus.py measures it). glibc only: elsewhere nothing to do."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
